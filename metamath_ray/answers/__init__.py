@@ -1,0 +1,24 @@
+"""Answer extraction and equivalence (pure Python; sympy is imported lazily, only when needed).
+
+Public API:
+- `extract_answer(text)`: the final answer of a response.
+- `extract_boxed(text)`: the last \\boxed{} / \\fbox{} content.
+- `extract_gsm8k_gold(solution)`: the text after GSM8K's `####`, commas removed.
+- `is_equivalent(pred, gold)`: conservative, never raises, bounded time per call.
+- `normalize_answer(ans)`: canonical display string (equal numbers give equal strings).
+- `warm_up()`: pay sympy's import and parser start-up before timed work.
+"""
+
+from .equivalence import is_equivalent
+from .extract import extract_answer, extract_boxed, extract_gsm8k_gold
+from .normalize import normalize_answer
+from .symbolic import warm_up
+
+__all__ = [
+    "extract_answer",
+    "extract_boxed",
+    "extract_gsm8k_gold",
+    "is_equivalent",
+    "normalize_answer",
+    "warm_up",
+]
