@@ -21,7 +21,7 @@ _TEXT_COMMANDS = (
 _SIMPLE_REPLACEMENTS = (
     ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\cfrac", "\\frac"), ("\\dbinom", "\\binom"),
     ("\\tbinom", "\\binom"), ("\\displaystyle", ""), ("\\!", ""), ("\\,", " "), ("\\;", " "),
-    ("\\:", " "), ("\\>", " "), ("\\ ", " "), ("\\qquad", " "), ("\\quad", " "), ("~", " "),
+    ("\\:", " "), ("\\>", " "), ("\\qquad", " "), ("\\quad", " "), ("~", " "),
     ("{,}", ","), ("\\%", "%"), ("\\$", "$"), ("−", "-"), ("–", "-"), ("×", "\\times "),
     ("·", "\\cdot "), ("∞", "\\infty"), ("≤", "\\le "), ("≥", "\\ge "), ("≠", "\\ne "),
     ("π", "\\pi "), ("√", "\\sqrt"), ("∪", "\\cup "), ("∅", "\\emptyset"), ("\\lbrace", "\\{"),
@@ -31,6 +31,13 @@ _SIMPLE_REPLACEMENTS = (
 _LEFT_RIGHT = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![A-Za-z])\s*")
 _DEGREE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°|\\circ|\\degree|\^\{\\text\{o\}\}")
 _SPACES = re.compile(r"\s+")
+_THIN_THOUSANDS = re.compile(r"(\d),\\!\s*(?=\d{3})")
+_ESCAPED_SPACE = re.compile(r"(?<!\\)\\ ")
+# brace-less arguments: \sqrt3, \frac94, \frac1{72}, \sqrt x
+_BARE_SQRT = re.compile(r"\\sqrt\s*([0-9]|[A-Za-z](?![A-Za-z]))")
+_BARE_FRAC = re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])")
+_BARE_FRAC_NUM = re.compile(r"\\frac\s*([0-9A-Za-z])\s*\{")
+_NON_ASCII_LEAD = re.compile(r"^[^\x00-\x7f$\\]+(?=[-\d$\\(\[])")
 _OUTER_DELIMS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
 _CONNECTORS = re.compile(r"^(?:\s|,|;|and|or|&)*$", re.I)
@@ -60,10 +67,19 @@ def clean_latex(s: str) -> str:
     boxed = boxed_contents(s) if "box" in s else []
     if len(boxed) == 1 and s.lstrip().startswith(("\\boxed", "\\fbox")):
         s = boxed[0]
+    if ",\\!" in s:
+        s = _THIN_THOUSANDS.sub(r"\1,", s)
+    if "\\ " in s:
+        s = _ESCAPED_SPACE.sub(" ", s)
     for old, new in _SIMPLE_REPLACEMENTS:
         if old in s:
             s = s.replace(old, new)
     s = _LEFT_RIGHT.sub("", s)
+    if "\\sqrt" in s:
+        s = _BARE_SQRT.sub(r"\\sqrt{\1}", s)
+    if "\\frac" in s:
+        s = _BARE_FRAC.sub(r"\\frac{\1}{\2}", s)
+        s = _BARE_FRAC_NUM.sub(r"\\frac{\1}{", s)
     s = _DEGREE.sub("", s)
     if "\\" in s:
         for name in _TEXT_COMMANDS:
@@ -98,18 +114,18 @@ def answer_part(s: str) -> str:
             return found
     segments = list(_MATH_SEGMENT.finditer(s))
     if segments:
-        outside = _MATH_SEGMENT.sub(" ", s)
-        outside_core = _LEAD_IN.sub("", outside)
-        if _CONNECTORS.match(outside_core):
-            return ", ".join(next(g for g in m.groups() if g is not None) for m in segments)
-        if not _looks_like_prose(outside_core):
-            return _LEAD_IN.sub("", s)
-        tail = _ENDS_WITH_IS.search(_MATH_SEGMENT.sub(lambda m: m.group(0), s))
-        last = segments[-1]
-        last_text = next(g for g in last.groups() if g is not None)
-        if tail and "$" not in tail.group(1) and "\\(" not in tail.group(1) and parse_number(tail.group(1)):
+        texts = [next(g for g in m.groups() if g is not None) for m in segments]
+        between = [s[a.end() : b.start()] for a, b in zip(segments, segments[1:])]
+        prefix, suffix = s[: segments[0].start()], s[segments[-1].end() :]
+        if all(_CONNECTORS.match(b) for b in between) and not _looks_like_prose(prefix + " " + suffix):
+            body = ", ".join(texts)
+            tail = suffix.strip().rstrip(".")
+            return body + " " + tail if tail and len(tail) <= 20 else body
+        tail = _ENDS_WITH_IS.search(s)
+        if tail and "$" not in tail.group(1) and parse_number(tail.group(1)):
             return tail.group(1)
-        return last_text
+        return texts[-1]
+    s = _NON_ASCII_LEAD.sub("", s)
     s = _LEAD_IN.sub("", s)
     if _looks_like_prose(s):
         tail = _ENDS_WITH_IS.search(s)

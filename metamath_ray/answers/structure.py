@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from .latex import split_top_level
+from .latex import match_brace, split_top_level
 from .numeric import parse_number
 
 MAX_DEPTH = 6
@@ -40,25 +40,28 @@ _BASE = re.compile(r"^([0-9A-Za-z]+)_\{?\s*\(?(\d{1,2})\)?\s*\}?$")
 _TIME = re.compile(r"^(.+?)\s*([ap])\.?\s*m\.?$", re.I)
 _UNIT_TAIL = re.compile(r"^(.*?[\d}.])\s*([A-Za-z][A-Za-z .'/\-]*(?:\^?[23²³])?)$")
 _MATRIX = re.compile(
-    r"^\(?\s*\\begin\{(pmatrix|bmatrix|matrix|smallmatrix|array|Bmatrix)\}(\{[^}]*\})?(.*)"
-    r"\\end\{\1\}\s*\)?$",
+    r"^[(\[]?\s*\\begin\{(pmatrix|bmatrix|matrix|smallmatrix|array|Bmatrix)\}(\{[^}]*\})?(.*)"
+    r"\\end\{\1\}\s*[)\]]?$",
     re.S,
 )
 _NAME = re.compile(
     r"^\s*(?:\\?[A-Za-z]+(?:_\{?[\w,]+\}?)?'?(?:\([^=<>]*\))?|\|[A-Za-z]+\||\\angle\s*[A-Za-z]+"
-    r"|[A-Za-z]+(?:_\{?\w+\}?)?\s*:\s*[A-Za-z]+(?:_\{?\w+\}?)?|\([A-Za-z, ]+\))\s*$"
+    r"|[A-Za-z]+(?:_\{?\w+\}?)?\s*:\s*[A-Za-z]+(?:_\{?\w+\}?)?|\([A-Za-z, ]+\)"
+    r"|\\frac\{[A-Za-z]+\}\{[A-Za-z]+\})\s*$"
 )
 _REL_OPS = (("\\leqslant", "<="), ("\\geqslant", ">="), ("\\leq", "<="), ("\\geq", ">="),
             ("\\le", "<="), ("\\ge", ">="), ("=<", "<="), ("=>", ">="))
 _REL_SPLIT = re.compile(r"(<=|>=|<|>)")
 _IN_PREFIX = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*\\in\s*")
-_LIST_SEPARATORS = (",", ";", " and ", " or ", "\\text{and}", "\\text{or}")
+_GROUP_SEPARATORS = (";", " and ", " or ", "\\text{and}", "\\text{or}")
+_CLOCK_OR_RATIO = re.compile(r"^\d+(?:\s*:\s*\d+)+$")
+_JOINED_GROUPS = re.compile(r"([)\]])\s*(?:or|and|,)\s*([(\[])")
 _WORD_LIST_SPLIT = re.compile(r"\s+(?:and|or)\s+", re.I)
 
 
 def is_name(text: str) -> bool:
     """A left-hand side that only names the answer: x, f(x), a_{37}, |AB|, V_1:V_2, (p,q)."""
-    return bool(_NAME.match(text)) and not re.search(r"[+\-*/^]", text.replace("_", ""))
+    return bool(_NAME.match(text)) and not re.search(r"[+\-*/^]", text)
 
 
 def text_key(text: str) -> str:
@@ -87,6 +90,8 @@ def _outer_brackets(s: str) -> tuple[str, str, str] | None:
     """(left, right, inner) when s is one bracketed group: (..), [..), \\{..\\}."""
     if s.startswith("\\{") and s.endswith("\\}"):
         return "{", "}", s[2:-2]
+    if s.startswith("{") and s.endswith("}") and match_brace(s, 0) == len(s) - 1:
+        return "{", "}", s[1:-1]
     if not s or s[0] not in "([" or s[-1] not in ")]":
         return None
     depth = 0
@@ -139,10 +144,25 @@ def _relation(s: str, depth: int):
             (_parse_one(low, depth + 1), _parse_one(high, depth + 1)))
 
 
+def _named_tuple(items: list[str], depth: int):
+    """p=5, q=2 as the tuple (5, 2) ordered by name, so that it matches (p, q) = (5, 2)."""
+    pairs = []
+    for item in items:
+        sides = [p.strip() for p in split_top_level(item, ("=",))]
+        if len(sides) != 2 or not is_name(sides[0]) or not sides[1]:
+            return None
+        pairs.append((sides[0].replace(" ", ""), sides[1]))
+    if len({name for name, _ in pairs}) != len(pairs):
+        return None
+    return ("seq", "(", ")", tuple(_parse_one(v, depth + 1) for _, v in sorted(pairs)))
+
+
 def _scalar(s: str, depth: int):
     number = parse_number(s)
     if number is not None:
         return ("num", number.value, number.percent)
+    if _CLOCK_OR_RATIO.match(s):
+        return ("text", s.replace(" ", ""))
     m = _INFINITY.match(s)
     if m:
         return ("inf", -1 if m.group(1) == "-" else 1)
@@ -216,13 +236,22 @@ def parse_answer(s: str, depth: int = 0) -> list:
     if len(pieces) > 1:
         items = tuple(_parse_one(p, depth + 1) for p in pieces[:MAX_ITEMS])
         return readings + [("union", items)]
-    items = [p.strip() for p in split_top_level(s, _LIST_SEPARATORS) if p.strip()]
-    if len(items) == 1 and re.search(r"\s(?:and|or)\s", s, re.I):
-        items = [p.strip() for p in _WORD_LIST_SPLIT.split(s) if p.strip()]
+    if ")or(" in s.replace(" ", "") or ")and(" in s.replace(" ", ""):
+        s = _JOINED_GROUPS.sub(r"\1, \2", s)
+    groups = [p.strip() for p in split_top_level(s, _GROUP_SEPARATORS) if p.strip()]
+    if len(groups) == 1 and re.search(r"\s(?:and|or)\s", s, re.I):
+        groups = [p.strip() for p in _WORD_LIST_SPLIT.split(s) if p.strip()]
+    if len(groups) > 1:
+        if len(groups) > MAX_ITEMS:
+            return readings + [("expr", s)]
+        return readings + [("set", tuple(_parse_one(g, depth + 1) for g in groups))]
+    items = [p.strip() for p in split_top_level(s, (",",)) if p.strip()]
     if len(items) > 1:
         if len(items) > MAX_ITEMS:
             return readings + [("expr", s)]
-        return readings + [("set", tuple(_parse_one(item, depth + 1) for item in items))]
+        values = tuple(_parse_one(item, depth + 1) for item in items)
+        named = _named_tuple(items, depth)
+        return readings + ([named] if named else []) + [("set", values)]
     if readings:
         return readings
     # one item: an assignment, a relation, a bracketed group or a scalar
@@ -232,7 +261,9 @@ def parse_answer(s: str, depth: int = 0) -> list:
     sides = [p.strip() for p in split_top_level(s, ("=",))]
     if len(sides) > 1 and all(sides) and not re.search(r"[<>!]=|[<>]", s):
         if is_name(sides[0]):
-            return parse_answer(sides[-1], depth + 1)
+            value = parse_answer(sides[-1], depth + 1)
+            # y = 2x + 1 is also an equation that may be written rearranged on the other side
+            return value + [("expr", s)] if len(sides) == 2 and value[0][0] == "expr" else value
         return [("expr", s)]
     brackets = _outer_brackets(s)
     if brackets:

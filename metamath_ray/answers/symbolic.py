@@ -93,6 +93,8 @@ def _numeric_value(sympy, expr):
 
 
 def _equal_expressions(sympy, a, b) -> bool:
+    if a.has(sympy.zoo, sympy.nan) or b.has(sympy.zoo, sympy.nan):
+        return False
     if a == b:
         return True
     symbols = sorted(a.free_symbols | b.free_symbols, key=str)
