@@ -24,6 +24,7 @@ _GSM8K = re.compile(r"####\s*(.+)")
 _VALUE_OF = re.compile(
     r"[Tt]he value of (?:the )?(?:unknown )?(?:variable )?\$?\\?[A-Za-z](?:_\{?\w+\}?)?\$? is\s*:?\s*"
 )
+_HOPE = re.compile(r"\.?\s*I hope it is correct.*$", re.S)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 
@@ -49,6 +50,7 @@ def extract_gsm8k_gold(solution: str) -> str | None:
 def clean_extracted(answer: str) -> str:
     """Trim what surrounds an answer in prose: `$`, markdown bold, a trailing period."""
     s = answer.strip().replace("**", "").strip()
+    s = _HOPE.sub("", s)
     for _ in range(3):
         s = s.rstrip(" .。!;:")
         if len(s) >= 2 and s[0] == "$" and s[-1] == "$":
@@ -83,23 +85,45 @@ def _last_number(text: str) -> str | None:
     return nums[-1].rstrip(",") if nums else None
 
 
+def _last_start(pattern: re.Pattern, text: str) -> int:
+    last = -1
+    for m in pattern.finditer(text):
+        last = m.start()
+    return last
+
+
+_BOX_START = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_CALCULATOR = re.compile(r"<<[^<>]*>>")
+
+
 def extract_answer(text: str) -> str | None:
-    """The final answer of a response (see the module docstring for the order); None if none."""
+    """The final answer of a response (see the module docstring); None if none.
+
+    When several markers occur, the one that comes last in the text wins, so "The answer
+    is 8" inside a chain of thought does not shadow a later `#### 9`; at equal footing the
+    module docstring's order holds.
+    """
     if not isinstance(text, str) or not text.strip():
         return None
-    text = text[-MAX_RESPONSE_CHARS:]
-    found = _after_last(_ANSWER_IS, text)
-    if found:
-        return clean_extracted(found) or None
-    minerva = _MINERVA.findall(text)
-    if minerva:
-        return clean_extracted(minerva[-1]) or None
-    boxed = extract_boxed(text)
-    if boxed:
-        return boxed
-    gsm = extract_gsm8k_gold(text)
-    if gsm:
-        return clean_extracted(gsm) or None
+    text = _CALCULATOR.sub("", text[-MAX_RESPONSE_CHARS:])
+    markers = [
+        (_last_start(_ANSWER_IS, text), 4, "answer_is"),
+        (_last_start(_MINERVA, text), 3, "minerva"),
+        (_last_start(_BOX_START, text), 2, "boxed"),
+        (_last_start(_GSM8K, text), 1, "gsm8k"),
+    ]
+    position, _, kind = max(markers)
+    if position >= 0:
+        if kind == "answer_is":
+            found = _after_last(_ANSWER_IS, text)
+        elif kind == "minerva":
+            found = _MINERVA.findall(text)[-1]
+        elif kind == "boxed":
+            return extract_boxed(text)
+        else:
+            found = extract_gsm8k_gold(text)
+        if found and clean_extracted(found):
+            return clean_extracted(found)
     value = _after_last(_VALUE_OF, text)
     if value:
         return clean_extracted(value) or None
