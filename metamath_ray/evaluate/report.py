@@ -1,0 +1,147 @@
+"""report.json, report.md and PNG plots of one evaluation run."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from metamath_ray.evaluate.scoring import SCORERS
+from metamath_ray.evaluate.summary import headline
+
+REPORT_VERSION = 1
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _cell(entry: dict | None) -> str:
+    if not entry:
+        return "-"
+    lo, hi = entry["ci95"]
+    return f"{_pct(entry['accuracy'])} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def render_markdown(report: dict) -> str:
+    """A human summary: headline table, sampling metrics, MATH per type x level, throughput."""
+    lines = [f"# Evaluation: {report['run_name']}", ""]
+    lines += [f"- model: `{report['model']}`", f"- engine: `{report['engine']}`"]
+    lines += [f"- prompt template: `{report['template']}`", ""]
+    lines += [
+        "Accuracy in % with 95% confidence intervals (Wilson). *strict*: our extractor and symbolic",
+        "equivalence; *metamath*: MetaMath's published scoring (integer rounding on GSM8K-style sets,",
+        "normalised string match on MATH), for comparison with its tables.",
+        "",
+        "| dataset | questions | strict | metamath | extraction failures (strict) | mean tokens |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, ds in report["datasets"].items():
+        lines.append(
+            f"| {name} | {ds['questions']} | {_cell(headline(ds, 'strict'))} | {_cell(headline(ds, 'metamath'))} "
+            f"| {_pct(ds['extraction_failure_rate']['strict'])}% | {ds['tokens']['mean_generated']:.0f} |"
+        )
+    sampled = {n: ds for n, ds in report["datasets"].items() if "k" in ds}
+    if sampled:
+        lines += ["", "## Sampling", "", "| dataset | metric | strict | metamath |", "|---|---|---|---|"]
+        for name, ds in sampled.items():
+            k = ds["k"]
+            lines.append(f"| {name} | maj@{k} | {_cell(ds[f'maj@{k}']['strict'])} | {_cell(ds[f'maj@{k}']['metamath'])} |")
+            for kk in ds["pass@k"]["strict"]:
+                lines.append(
+                    f"| {name} | pass@{kk} | {_cell(ds['pass@k']['strict'][kk])} "
+                    f"| {_cell(ds['pass@k']['metamath'][kk])} |"
+                )
+    for name, ds in report["datasets"].items():
+        if "by_type_level" not in ds:
+            continue
+        levels = sorted(ds["by_level"], key=int)
+        lines += ["", f"## {name}: strict accuracy by type x level (%)", ""]
+        lines += ["| type | " + " | ".join(f"L{lv}" for lv in levels) + " | all |"]
+        lines += ["|---" * (len(levels) + 2) + "|"]
+        for type_name, by_level in ds["by_type_level"].items():
+            cells = [
+                _pct(by_level[lv]["strict"]["accuracy"]) if lv in by_level else "-" for lv in levels
+            ]
+            lines.append(f"| {type_name} | " + " | ".join(cells) + f" | {_pct(ds['by_type'][type_name]['strict']['accuracy'])} |")
+    tp = report["throughput"]
+    lines += [
+        "",
+        "## Throughput",
+        "",
+        f"{tp['samples']} samples in {tp['wall_s']:.1f} s: {tp['samples_per_s']:.2f} samples/s, "
+        f"{tp['generated_tokens_per_s']:.1f} generated tokens/s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_plots(report: dict) -> dict[str, bytes]:
+    """PNG bytes by file name: accuracy per dataset (both scorers), MATH type x level heatmaps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots: dict[str, bytes] = {}
+    names = list(report["datasets"])
+    fig, ax = plt.subplots(figsize=(max(4, 1.6 * len(names)), 3.5))
+    width = 0.38
+    for offset, scorer in zip((-width / 2, width / 2), SCORERS):
+        entries = [headline(report["datasets"][n], scorer) or {"accuracy": 0.0, "ci95": [0.0, 0.0]} for n in names]
+        acc = [100 * e["accuracy"] for e in entries]
+        err = [
+            [100 * (e["accuracy"] - e["ci95"][0]) for e in entries],
+            [100 * (e["ci95"][1] - e["accuracy"]) for e in entries],
+        ]
+        ax.bar([i + offset for i in range(len(names))], acc, width, yerr=err, capsize=3, label=scorer)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{report['run_name']}: accuracy with 95% CI")
+    ax.legend()
+    fig.tight_layout()
+    plots["accuracy.png"] = _png(fig, plt)
+
+    for name, ds in report["datasets"].items():
+        if "by_type_level" not in ds:
+            continue
+        types = list(ds["by_type_level"])
+        levels = sorted(ds["by_level"], key=int)
+        grid = [
+            [100 * ds["by_type_level"][t][lv]["strict"]["accuracy"] if lv in ds["by_type_level"][t] else float("nan")
+             for lv in levels]
+            for t in types
+        ]
+        fig, ax = plt.subplots(figsize=(1.1 * len(levels) + 3, 0.45 * len(types) + 1.5))
+        image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(levels)), [f"L{lv}" for lv in levels])
+        ax.set_yticks(range(len(types)), types)
+        ax.set_title(f"{name}: strict accuracy (%) by type x level")
+        fig.colorbar(image, ax=ax)
+        fig.tight_layout()
+        plots[f"{name}_type_level.png"] = _png(fig, plt)
+    return plots
+
+
+def _png(fig, plt) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_report(report: dict, run_uri: str) -> list[str]:
+    """Write report.json, report.md and plots/ under the run folder; returns the URIs written."""
+    from metamath_ray.evaluate.io import join_uri, write_bytes
+
+    written = []
+    for name, plot in render_plots(report).items():
+        uri = join_uri(run_uri, "plots", name)
+        write_bytes(uri, plot)
+        written.append(uri)
+    md_uri = join_uri(run_uri, "report.md")
+    write_bytes(md_uri, render_markdown(report).encode())
+    # report.json last: its presence marks a finished run
+    json_uri = join_uri(run_uri, "report.json")
+    write_bytes(json_uri, json.dumps(report, indent=2, sort_keys=False).encode())
+    return written + [md_uri, json_uri]
