@@ -130,8 +130,11 @@ def max_brace_depth(text: str) -> int:
     return best
 
 
-def unwrap_command(text: str, name: str) -> str:
-    """Replace every `\\name{X}` with X (used for \\text, \\mathrm, \\textbf ...)."""
+def unwrap_command(text: str, name: str, separate: bool = False) -> str:
+    """Replace every `\\name{X}` with X (used for \\text, \\mathrm, \\textbf ...).
+
+    With `separate`, X is set off by a space from a preceding digit ("5\\text{cm}" -> "5 cm").
+    """
     pattern = "\\" + name
     out = []
     i = 0
@@ -154,6 +157,8 @@ def unwrap_command(text: str, name: str) -> str:
                 out.append(text[i:])
                 break
             out.append(text[i:j])
+            if separate and j > 0 and text[j - 1].isdigit():
+                out.append(" ")
             out.append(text[k + 1 : end])
             i = end + 1
         else:

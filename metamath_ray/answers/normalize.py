@@ -84,7 +84,7 @@ def clean_latex(s: str) -> str:
     if "\\" in s:
         for name in _TEXT_COMMANDS:
             if name in s:
-                s = unwrap_command(s, name)
+                s = unwrap_command(s, name, separate=True)
     s = s.replace("$", "") if "$" in s else s
     s = _SPACES.sub(" ", s).strip()
     s = s.rstrip(".").rstrip() if not s.endswith("..") else s

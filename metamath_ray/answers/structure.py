@@ -38,7 +38,8 @@ _INFINITY = re.compile(r"^([+-]?)\s*(?:\\infty|infty|infinity|inf|oo)$", re.I)
 _CHOICE = re.compile(r"^\(?([A-J])\)?(?:\s+[A-Za-z].*)?$")
 _BASE = re.compile(r"^([0-9A-Za-z]+)_\{?\s*\(?(\d{1,2})\)?\s*\}?$")
 _TIME = re.compile(r"^(.+?)\s*([ap])\.?\s*m\.?$", re.I)
-_UNIT_TAIL = re.compile(r"^(.*?[\d}.])\s*([A-Za-z][A-Za-z .'/\-]*(?:\^?[23²³])?)$")
+# a unit is separated by a space and has two letters or more ("5 cm", not "2i" or "3x")
+_UNIT_TAIL = re.compile(r"^(.*?[\d}.])\s+([A-Za-z][A-Za-z][A-Za-z .'/\-]*(?:\^?[23²³])?)$")
 _MATRIX = re.compile(
     r"^[(\[]?\s*\\begin\{(pmatrix|bmatrix|matrix|smallmatrix|array|Bmatrix)\}(\{[^}]*\})?(.*)"
     r"\\end\{\1\}\s*[)\]]?$",

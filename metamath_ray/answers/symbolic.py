@@ -5,7 +5,7 @@ or deeply nested strings); a deadline thread bounds what is left. Signals are no
 this works from any thread (Ray workers call from non-main threads).
 
 Equality is decided numerically with high precision rather than by `simplify`, which has no
-time bound: constants are evaluated to 40 significant digits and must agree to 1e-25
+time bound: constants are evaluated to 30 significant digits and must agree to 1e-20
 (relative), so a rounded decimal (1.4142135623730951) never equals sqrt(2), while genuinely
 equal closed forms do. Expressions with free symbols are compared at several random
 rational points (polynomial identity testing); an equation is compared as the expression
@@ -25,8 +25,8 @@ from .latex import max_brace_depth
 MAX_SYMBOLIC_CHARS = 400
 MAX_BRACE_DEPTH = 10
 MAX_POWERS = 12
-DIGITS = 40
-TOLERANCE = 1e-25
+DIGITS = 30
+TOLERANCE = 1e-20
 
 _NESTED_POWER = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\d+\s*\^|\^\s*\{[^{}]*\{[^{}]*\^")
 _BIG_EXPONENT = re.compile(r"\^\s*\{?\s*-?\s*(\d{4,}|[1-9]\d{2,}\.)")
@@ -118,7 +118,7 @@ def _equal_expressions(sympy, a, b) -> bool:
         if not _close(va, vb):
             return False
         agreed += 1
-        if agreed >= 4:
+        if agreed >= 3:
             return True
     return agreed >= 2
 
