@@ -1,0 +1,87 @@
+"""DeepSpeed checkpoints (sharded, resumable) and the consolidated Hugging Face export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TAG = "state"  # one DeepSpeed tag per checkpoint folder: each Ray checkpoint is self-contained
+TRAINER_STATE = "trainer_state.json"
+
+
+def save_checkpoint(engine, local_dir: Path, trainer_state: dict, rank: int) -> None:
+    """Every rank writes its own ZeRO shards; rank 0 adds the loop position in plain JSON."""
+    engine.save_checkpoint(str(local_dir), tag=TAG, client_state={"trainer_state": trainer_state})
+    if rank == 0:
+        (local_dir / TRAINER_STATE).write_text(json.dumps(trainer_state, indent=2))
+
+
+def load_checkpoint(engine, local_dir: Path) -> dict:
+    """Restore model, optimizer and scheduler state; returns the saved loop position."""
+    _, client_state = engine.load_checkpoint(str(local_dir), tag=TAG)
+    if client_state is None:
+        raise RuntimeError(f"no DeepSpeed checkpoint under {local_dir}")
+    return client_state["trainer_state"]
+
+
+def gather_full_state_dict(engine, stage: int) -> dict | None:
+    """The full (unsharded) state dict on rank 0, None elsewhere. Collective under ZeRO-3."""
+    if stage == 3:
+        return engine._zero3_consolidated_16bit_state_dict()  # gathers shard by shard, in training dtype
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        return {k: v.detach().cpu() for k, v in engine.module.state_dict().items()}
+    return None
+
+
+def export_hf_model(model, state_dict: dict, tokenizer, out_dir: Path, *, cfg) -> Path:
+    """Save a folder that transformers and vLLM load directly (safetensors + config + tokenizer).
+    Runs on rank 0 with the gathered `state_dict`.
+
+    With LoRA the adapter goes to adapter/ and, when `lora.merge_on_export` (not QLoRA), the merged
+    full model is the main folder, so vLLM serves it without adapter support."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.lora.enabled:
+        model.save_pretrained(str(out_dir), state_dict=state_dict, safe_serialization=True)
+        tokenizer.save_pretrained(str(out_dir))
+        return out_dir
+
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    from metamath_ray.models import resolve_model
+    from metamath_ray.train.model import lora_config
+
+    # A plain CPU copy of base + adapter: the training module's ZeRO-3 parameters are empty shells.
+    unset_hf_deepspeed_config()
+    base = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model), dtype=torch.float32)
+    peft_model = get_peft_model(base, lora_config(cfg.lora))
+    peft_model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=False)
+    peft_model.save_pretrained(str(out_dir / "adapter"))
+    tokenizer.save_pretrained(str(out_dir / "adapter"))
+    if cfg.lora.merge_on_export and not cfg.lora.quantize_4bit:
+        peft_model.merge_and_unload().save_pretrained(str(out_dir), safe_serialization=True)
+        tokenizer.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def consolidate_checkpoint(checkpoint_dir: Path, out_dir: Path, *, base_model: str) -> Path:
+    """Offline export of a saved ZeRO checkpoint (e.g. of a crashed run) to a Hugging Face folder,
+    through DeepSpeed's zero_to_fp32 (no GPUs, no process group needed)."""
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from metamath_ray.models import resolve_model
+    from metamath_ray.train.data import load_tokenizer
+
+    state_dict = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint_dir), tag=TAG)
+    config = AutoConfig.from_pretrained(resolve_model(base_model))
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(state_dict, strict=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    load_tokenizer(base_model).save_pretrained(str(out_dir))
+    return out_dir
