@@ -164,3 +164,16 @@ def test_fidelity_against_public_gsm8k_backward():
         matched += theirs in ours
     assert total == 867
     assert matched / total >= 0.94
+
+
+RESPONSES = json.loads((Path(__file__).parents[1] / "fixtures" / "augment" / "fobar_responses.json").read_text())
+
+
+@pytest.mark.parametrize("case", RESPONSES, ids=[f"{c['seed']['seed_id']}#{c['variant']}:{c['accepted']}" for c in RESPONSES])
+def test_recorded_backward_chains_are_accepted_only_when_x_is_the_masked_value(case):
+    """Acceptance as the pipeline checks it: the final value of x against the variant's expected."""
+    from metamath_ray.answers import extract_answer, is_equivalent
+
+    variant = fobar.variants(case["seed"])[case["variant"]]
+    predicted = extract_answer(case["response"])
+    assert (predicted is not None and is_equivalent(predicted, variant.expected)) is case["accepted"]
