@@ -1,0 +1,109 @@
+"""The transformers `generate` engine in a Ray Data actor pool: the CPU/GPU fallback."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable
+
+from metamath_ray.engines.config import EngineConfig, SamplingConfig
+from metamath_ray.models import resolve_model
+
+
+def truncate_at_stop(text: str, stop: list[str]) -> str:
+    """Cut `text` at the first stop string (vLLM's semantics: the stop string is not kept)."""
+    cut = len(text)
+    for s in stop:
+        if s:
+            i = text.find(s)
+            if 0 <= i < cut:
+                cut = i
+    return text[:cut]
+
+
+class HFGenerator:
+    """One replica: a model on this actor's device, generating a batch of prompts at a time."""
+
+    def __init__(self, model_path: str, engine: EngineConfig, sampling: SamplingConfig):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.sampling = sampling
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = {
+            "auto": torch.bfloat16 if self.device == "cuda" else torch.float32,
+            "bfloat16": torch.bfloat16,
+            "float16": torch.float16,
+            "float32": torch.float32,
+        }[engine.dtype]
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer.padding_side = "left"  # decoder-only: pad on the left so outputs line up
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.unk_token or self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=dtype, **engine.engine_kwargs
+        ).to(self.device)
+        self.model.eval()
+        self.max_model_len = engine.max_model_len
+
+    def __call__(self, batch: dict) -> dict:
+        torch = self.torch
+        prompts = [str(p) for p in batch["prompt"]]
+        seeds = [int(s) for s in batch.get("sample_seed", [0] * len(prompts))]
+        row_max = batch.get("max_tokens")
+        max_new = int(max(row_max)) if row_max is not None and len(row_max) else self.sampling.max_tokens
+        enc = self.tokenizer(
+            prompts, return_tensors="pt", padding=True, truncation=True,
+            max_length=max(1, self.max_model_len - max_new),
+        ).to(self.device)
+        # One generator per batch, seeded from the rows' seeds: reproducible for the same batch.
+        digest = hashlib.sha256(",".join(map(str, seeds)).encode()).digest()
+        torch.manual_seed(int.from_bytes(digest[:4], "big"))
+        greedy = self.sampling.temperature == 0
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=max_new,
+                do_sample=not greedy,
+                temperature=None if greedy else self.sampling.temperature,
+                top_p=None if greedy else self.sampling.top_p,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+            )
+        new_tokens = out[:, enc["input_ids"].shape[1]:]
+        texts, counts = [], []
+        for i, row in enumerate(new_tokens):
+            ids = row.tolist()
+            limit = int(row_max[i]) if row_max is not None else max_new
+            ids = ids[:limit]
+            if self.tokenizer.eos_token_id in ids:
+                ids = ids[: ids.index(self.tokenizer.eos_token_id) + 1]
+            counts.append(len(ids))
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            texts.append(truncate_at_stop(text, self.sampling.stop))
+        batch = dict(batch)
+        batch["generated_text"] = texts
+        batch["num_input_tokens"] = enc["attention_mask"].sum(dim=1).tolist()
+        batch["num_generated_tokens"] = counts
+        return batch
+
+
+def build_hf_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:
+    model_path = resolve_model(engine.model)
+    use_gpu = engine.num_gpus_per_replica > 0
+
+    def stage(ds):
+        import ray
+
+        # Ask for GPUs only where the cluster has them (the driver may sit on a CPU-only head).
+        has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        return ds.map_batches(
+            HFGenerator,
+            fn_constructor_kwargs=dict(model_path=model_path, engine=engine, sampling=sampling),
+            batch_size=engine.batch_size,
+            batch_format="numpy",
+            concurrency=engine.replicas,
+            num_gpus=engine.num_gpus_per_replica if use_gpu and has_gpus else 0,
+        )
+
+    return stage
