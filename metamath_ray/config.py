@@ -1,0 +1,255 @@
+"""Pydantic models for every stage, loaded from YAML with `key.sub=value` overrides.
+
+Errors are one line naming the key (`ConfigError`); the CLI turns them into exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from metamath_ray.augment.base import AUGMENTATIONS
+from metamath_ray.engines.config import EngineConfig, SamplingConfig
+from metamath_ray.evaluate.config import EvaluateConfig
+from metamath_ray.train.config import TrainConfig
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A bad config file, key, type or value; the message is one line."""
+
+
+class RayConfig(BaseModel):
+    """Where the job runs. `address: null` starts a local Ray bound to 127.0.0.1 only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(
+        None, description="Ray cluster address; null: connect to RAY_ADDRESS if set (ray job submit), else start a local loopback Ray"
+    )
+    num_cpus: int | None = Field(None, ge=1, description="local Ray only: CPUs to declare (default: all)")
+    num_gpus: int | None = Field(
+        None, ge=0, description="local Ray only: GPUs to declare; on a CPU-only machine the vllm engine needs 1 (a logical GPU)"
+    )
+    object_store_memory_gb: float | None = Field(None, gt=0, description="local Ray only")
+
+
+class AugSettings(BaseModel):
+    """Budget of one augmentation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(4, ge=1, description="accepted chains of thought wanted per question variant")
+    max_attempts: int = Field(
+        8, ge=1, description="chains of thought sampled per variant at most (adaptive mode keeps sampling until k accepted or this is spent)"
+    )
+    max_variants: int | None = Field(
+        None, ge=1, description="question variants per seed at most (FOBAR masks, SV masks, rephrasings)"
+    )
+    rewrites: int = Field(1, ge=1, description="Rephrasing/SV: LLM rewrites requested per variant")
+
+
+def _default_augs() -> dict[str, AugSettings]:
+    return {
+        "AnsAug": AugSettings(k=4, max_attempts=8),
+        "Rephrasing": AugSettings(k=2, max_attempts=4, rewrites=2),
+        "FOBAR": AugSettings(k=2, max_attempts=4, max_variants=3),
+        "SV": AugSettings(k=2, max_attempts=4, max_variants=3),
+    }
+
+
+class SeedSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(..., description="JSONL/JSON/Parquet file (local or s3://), 'bundled:gsm8k'/'bundled:math', or hf://owner/name[#split]")
+    dataset: Literal["gsm8k", "math"] | None = Field(None, description="gsm8k | math; inferred from the fields when null")
+    split: str = Field("train", description="used in seed ids")
+
+
+class DedupConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    threshold: float = Field(0.85, gt=0, le=1, description="MinHash Jaccard above which two texts are near-duplicates")
+    num_perm: int = Field(128, ge=16)
+    ngram: int = Field(3, ge=1, description="word shingles")
+
+
+class DecontamConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    references: list[str] = Field(
+        default_factory=lambda: ["bundled:eval"],
+        description="evaluation files (GSM8K test, MATH test, GSM8K-Backward, SVAMP; local or s3://); 'bundled:eval' = the packaged slices",
+    )
+    ngram_sizes: list[int] = Field(default_factory=lambda: [8, 13], description="word n-gram sizes")
+
+
+class AugmentConfig(BaseModel):
+    """`metamath-ray augment`: seeds in, MetaMathQA-style data out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: list[SeedSource] = Field(
+        default_factory=lambda: [SeedSource(path="bundled:gsm8k"), SeedSource(path="bundled:math")]
+    )
+    output: str = Field("runs", description="local folder or s3://bucket/prefix; the run lives in <output>/<run_name>/")
+    run_name: str = Field("augment", description="rerunning the same name resumes and never duplicates")
+    augmentations: list[str] = Field(default_factory=lambda: list(AUGMENTATIONS))
+    aug: dict[str, AugSettings] = Field(default_factory=_default_augs, description="per augmentation budgets")
+    adaptive: bool = Field(
+        True, description="resample variants with fewer than k accepted until k or max_attempts (DART-Math style)"
+    )
+    limit: int | None = Field(None, ge=1, description="first N seeds of every source")
+    chunk_seeds: int = Field(64, ge=1, description="seeds per committed shard (the unit of resume)")
+    max_question_chars: int = Field(4000, ge=10, description="longer seed questions are quarantined")
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(temperature=0.7, top_p=1.0, max_tokens=512),
+        description="chains of thought",
+    )
+    rewrite_sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(temperature=0.7, top_p=1.0, max_tokens=256),
+        description="Rephrasing / SV rewrites",
+    )
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    decontam: DecontamConfig = Field(default_factory=DecontamConfig)
+    export_mix: dict[str, float] | None = Field(
+        None, description="MetaMathQA type -> count (int) or weight (float) for metamathqa.json; null keeps all"
+    )
+    prompt_version: str = Field("v1", description="recorded on every row; bump when prompts change")
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    @field_validator("augmentations")
+    @classmethod
+    def _known_augs(cls, value: list[str]) -> list[str]:
+        unknown = [a for a in value if a not in AUGMENTATIONS]
+        if unknown:
+            raise ValueError(f"unknown augmentation(s) {unknown}; expected some of {list(AUGMENTATIONS)}")
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _fill_aug_settings(self) -> "AugmentConfig":
+        unknown = sorted(set(self.aug) - set(AUGMENTATIONS))
+        if unknown:
+            raise ValueError(f"aug: unknown augmentation(s) {unknown}")
+        defaults = _default_augs()
+        for name in AUGMENTATIONS:
+            self.aug.setdefault(name, defaults[name])
+        for name, s in self.aug.items():
+            if s.max_attempts < s.k:
+                raise ValueError(f"aug.{name}: max_attempts ({s.max_attempts}) < k ({s.k})")
+        from metamath_ray.storage import StorageError, validate_run_name
+
+        try:
+            validate_run_name(self.run_name)
+        except StorageError as e:
+            raise ValueError(str(e)) from None
+        return self
+
+
+class DemoConfig(BaseModel):
+    """`metamath-ray demo`: the main job on embedded defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    output: str = "demo-output"
+    engine: Literal["vllm", "hf"] = "vllm"
+    augment: dict[str, Any] = Field(default_factory=dict, description="overrides for the augment stage")
+    train: dict[str, Any] = Field(default_factory=dict, description="overrides for the train stage")
+    evaluate: dict[str, Any] = Field(default_factory=dict, description="overrides for the evaluate stage")
+
+
+STAGES: dict[str, type[BaseModel]] = {
+    "augment": AugmentConfig,
+    "train": TrainConfig,
+    "evaluate": EvaluateConfig,
+    "demo": DemoConfig,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`engine.replicas=4` -> (['engine', 'replicas'], 4); the value is parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not key=value")
+    key, raw = item.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(p.strip() for p in parts):
+        raise ConfigError(f"override {item!r} has an empty key part")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = data
+        for p in parts[:-1]:
+            child = node.get(p)
+            if child is None:
+                child = node[p] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"invalid YAML in {path}{where}: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def format_validation_error(err: ValidationError, source: str = "config") -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(x) for x in first.get("loc", ())) or "(top level)"
+    msg = first.get("msg", "invalid")
+    if first.get("type") == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {loc}: {msg}{more}"
+
+
+def build_config(model: type[M], data: dict, source: str = "config") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from None
+
+
+def load_config(
+    model: type[M], path: str | os.PathLike | None = None, overrides: list[str] | None = None,
+    base: dict | None = None,
+) -> M:
+    """YAML file (optional) <- `base` values (CLI flags) <- `key=value` overrides, then validate."""
+    data = read_yaml(path) if path else {}
+    for key, value in (base or {}).items():
+        if value is not None:
+            data[key] = value
+    apply_overrides(data, list(overrides or []))
+    return build_config(model, data, source=str(path) if path else "config")
