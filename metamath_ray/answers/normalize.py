@@ -26,7 +26,7 @@ _SIMPLE_REPLACEMENTS = (
     ("·", "\\cdot "), ("∞", "\\infty"), ("≤", "\\le "), ("≥", "\\ge "), ("≠", "\\ne "),
     ("π", "\\pi "), ("√", "\\sqrt"), ("∪", "\\cup "), ("∅", "\\emptyset"), ("\\lbrace", "\\{"),
     ("\\rbrace", "\\}"), ("\\lvert", "|"), ("\\rvert", "|"), ("\\vert", "|"), ("\\mid", "|"),
-    ("\\lt", "<"), ("\\gt", ">"),
+    ("\\lt", "<"), ("\\gt", ">"), ("\\neq", "\\ne "), ("!=", "\\ne "),
 )
 _LEFT_RIGHT = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![A-Za-z])\s*")
 _DEGREE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°|\\circ|\\degree|\^\{\\text\{o\}\}")
