@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from metamath_ray.evaluate.config import EvaluateConfig
@@ -37,3 +40,18 @@ def test_invalid_configs(kwargs):
 )
 def test_max_tokens_for(kwargs, dataset, expected):
     assert EvaluateConfig(**kwargs).max_tokens_for(dataset) == expected
+
+
+JOBS = sorted((Path(__file__).resolve().parents[2] / "jobs").glob("evaluate_*.yaml"))
+
+
+@pytest.mark.parametrize("path", JOBS, ids=lambda p: p.name)
+def test_job_files_validate(path):
+    text = path.read_text()
+    assert text.startswith("# ray job submit") and "metamath-ray evaluate --config" in text.splitlines()[0]
+    cfg = EvaluateConfig(**yaml.safe_load(text))
+    assert cfg.engine.kind == "vllm" and cfg.datasets
+
+
+def test_there_are_job_files():
+    assert len(JOBS) >= 3
