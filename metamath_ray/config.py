@@ -54,13 +54,39 @@ class AugSettings(BaseModel):
     rewrites: int = Field(1, ge=1, description="Rephrasing/SV: LLM rewrites requested per variant")
 
 
-def _default_augs() -> dict[str, AugSettings]:
-    return {
-        "AnsAug": AugSettings(k=4, max_attempts=8),
-        "Rephrasing": AugSettings(k=2, max_attempts=4, rewrites=2),
-        "FOBAR": AugSettings(k=2, max_attempts=4, max_variants=3),
-        "SV": AugSettings(k=2, max_attempts=4, max_variants=3),
-    }
+class AnsAugSettings(AugSettings):
+    k: int = Field(4, ge=1)
+    max_attempts: int = Field(8, ge=1)
+
+
+class RephrasingSettings(AugSettings):
+    k: int = Field(2, ge=1)
+    max_attempts: int = Field(4, ge=1)
+    rewrites: int = Field(2, ge=1)
+
+
+class FobarSettings(AugSettings):
+    k: int = Field(2, ge=1)
+    max_attempts: int = Field(4, ge=1)
+    max_variants: int | None = Field(3, ge=1)
+
+
+class SVSettings(FobarSettings):
+    pass
+
+
+class AugBudgets(BaseModel):
+    """Per-augmentation budgets; each has its own defaults so `aug.FOBAR.k=3` keeps the rest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    AnsAug: AnsAugSettings = Field(default_factory=AnsAugSettings)
+    Rephrasing: RephrasingSettings = Field(default_factory=RephrasingSettings)
+    FOBAR: FobarSettings = Field(default_factory=FobarSettings)
+    SV: SVSettings = Field(default_factory=SVSettings)
+
+    def __getitem__(self, name: str) -> AugSettings:
+        return getattr(self, name)
 
 
 class SeedSource(BaseModel):
@@ -102,7 +128,7 @@ class AugmentConfig(BaseModel):
     output: str = Field("runs", description="local folder or s3://bucket/prefix; the run lives in <output>/<run_name>/")
     run_name: str = Field("augment", description="rerunning the same name resumes and never duplicates")
     augmentations: list[str] = Field(default_factory=lambda: list(AUGMENTATIONS))
-    aug: dict[str, AugSettings] = Field(default_factory=_default_augs, description="per augmentation budgets")
+    aug: AugBudgets = Field(default_factory=AugBudgets, description="per augmentation budgets")
     adaptive: bool = Field(
         True, description="resample variants with fewer than k accepted until k or max_attempts (DART-Math style)"
     )
@@ -136,13 +162,8 @@ class AugmentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _fill_aug_settings(self) -> "AugmentConfig":
-        unknown = sorted(set(self.aug) - set(AUGMENTATIONS))
-        if unknown:
-            raise ValueError(f"aug: unknown augmentation(s) {unknown}")
-        defaults = _default_augs()
         for name in AUGMENTATIONS:
-            self.aug.setdefault(name, defaults[name])
-        for name, s in self.aug.items():
+            s = self.aug[name]
             if s.max_attempts < s.k:
                 raise ValueError(f"aug.{name}: max_attempts ({s.max_attempts}) < k ({s.k})")
         from metamath_ray.storage import StorageError, validate_run_name

@@ -131,6 +131,21 @@ def _versions() -> dict[str, str]:
     return versions
 
 
+def demo_config(model: str, output: str, *, engine: str = "hf", run_name: str = "eval") -> EvaluateConfig:
+    """What the demo evaluates after training: a few bundled questions per set, short answers, so it
+    fits the demo's CPU budget. Numbers from it are a smoke test, not a benchmark."""
+    return EvaluateConfig(
+        model=model,
+        datasets=["gsm8k", "math500", "gsm8k_backward"],
+        limit=5,
+        max_tokens_default=48,
+        engine={"kind": engine, "batch_size": 8, "max_model_len": 2048,
+                "num_gpus_per_replica": 1.0 if engine == "vllm" else 0.0},
+        output=output,
+        run_name=run_name,
+    )
+
+
 def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """Evaluate `cfg.model` on `cfg.datasets`; write samples, report and plots; return the report."""
     import ray
