@@ -88,6 +88,12 @@ def solve_prompt(query: str, dataset: str) -> str:
 
 
 _ANSWER_LINE = re.compile(r"(?im)^\s*The answer is:?\s*(.*)$")
+# A chain of thought must *state* its final answer; the verifier's last-number fallback is for
+# evaluation, never for training data (a random model's gibberish often ends in a number).
+_FINAL_MARKER = re.compile(
+    r"The answer is|\\boxed|\\fbox|####|Final Answer|value of (?:the )?(?:unknown )?(?:variable )?[xX] is",
+    re.IGNORECASE,
+)
 
 
 def clean_response(text: str) -> str:
@@ -110,7 +116,7 @@ def judge(response: str, expected: str, dataset: str) -> Verdict:
     text = clean_response(response or "")
     if not text:
         return Verdict(False, None, "empty_response", text)
-    predicted = extract_answer(text)
+    predicted = extract_answer(text) if _FINAL_MARKER.search(text) else None
     if predicted is None or not predicted.strip():
         return Verdict(False, None, "no_answer", text)
     predicted = predicted.strip()

@@ -46,8 +46,19 @@ QUARANTINE_SCHEMA = pa.schema([
 REWRITE_AUGS = {"Rephrasing": rephrase, "SV": sv}
 
 
+def _cell(value: Any, typ: pa.DataType) -> Any:
+    # Rows that travelled through Ray Data's numpy batches carry NaN where Python had None.
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if pa.types.is_string(typ):
+        return str(value)
+    return value
+
+
 def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pylist([{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema)
+    return pa.Table.from_pylist(
+        [{f.name: _cell(r.get(f.name), f.type) for f in schema} for r in rows], schema=schema
+    )
 
 
 def config_hash(cfg: AugmentConfig) -> str:

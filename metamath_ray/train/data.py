@@ -98,7 +98,8 @@ def collate_packed(packs: list[list[dict[str, Any]]], pad_id: int) -> dict[str, 
     """A micro-batch of packed sequences.
 
     Position ids restart at 0 for every example and no attention mask is passed: transformers then
-    derives a block-diagonal causal mask from the position-id resets (`find_packed_sequence_indices`),
+    derives a block-diagonal causal mask from the position-id resets (`find_packed_sequence_indices`;
+    only when the forward pass runs with use_cache=False, as training does),
     so no token attends across example boundaries. The padded tail is its own block, labelled
     IGNORE_INDEX. Labels need no boundary fix-up: each example starts with prompt tokens whose labels
     are already IGNORE_INDEX, so the last token of one example is never trained to predict the next.

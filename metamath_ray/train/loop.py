@@ -164,7 +164,8 @@ def run_worker(cfg: TrainConfig, io: WorkerIO, *, steps_per_epoch: int) -> dict:
                     exhausted = True
                     break
                 batch = {k: v.to(device) for k, v in batch.items()}
-                out = engine(**batch)
+                # No KV cache: with one, transformers would not derive the packed-sequence mask.
+                out = engine(**batch, use_cache=False)
                 engine.backward(out.loss)
                 engine.step()
                 losses.append(float(out.loss.detach()))

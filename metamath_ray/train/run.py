@@ -174,11 +174,12 @@ def _ray_dataset(cfg: TrainConfig):
     if cfg.shuffle:
         tokenized = tokenized.random_shuffle(seed=cfg.seed)
     tokenized = tokenized.materialize()
-    stats = tokenized.select_columns(["id", "num_tokens", "drop_reason"]).to_arrow_refs()
-    import ray
-
-    rows = [r for ref in stats for r in ray.get(ref).to_pylist()]
-    kept = tokenized.filter(lambda r: r["drop_reason"] == "").select_columns(["input_ids", "labels"])
+    rows = tokenized.select_columns(["id", "num_tokens", "drop_reason"]).to_arrow().to_pylist()
+    # Materialized before the trainer starts: its workers may hold every CPU of a small cluster,
+    # and a lazy filter would then wait forever for a CPU to run on.
+    kept = (
+        tokenized.filter(lambda r: r["drop_reason"] == "").select_columns(["input_ids", "labels"]).materialize()
+    )
     return kept, rows
 
 
