@@ -174,7 +174,7 @@ def _ray_dataset(cfg: TrainConfig):
     if cfg.shuffle:
         tokenized = tokenized.random_shuffle(seed=cfg.seed)
     tokenized = tokenized.materialize()
-    rows = tokenized.select_columns(["id", "num_tokens", "drop_reason"]).to_arrow().to_pylist()
+    rows = tokenized.select_columns(["id", "num_tokens", "drop_reason"]).take_all()
     # Materialized before the trainer starts: its workers may hold every CPU of a small cluster,
     # and a lazy filter would then wait forever for a CPU to run on.
     kept = (
