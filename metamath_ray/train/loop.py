@@ -143,9 +143,8 @@ def run_worker(cfg: TrainConfig, io: WorkerIO, *, steps_per_epoch: int) -> dict:
         last_saved = step
 
     engine.train()
-    epoch = state["epoch"]
+    epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
     while epoch < cfg.epochs and step < total_steps:
-        step_in_epoch = state["step_in_epoch"] if epoch == state["epoch"] else 0
         batches: Iterator[dict] = micro_batches(
             io.examples(epoch), micro_batch_size=cfg.micro_batch_size, packing=cfg.packing,
             max_length=cfg.max_length, pad_id=pad_id,
@@ -193,10 +192,12 @@ def run_worker(cfg: TrainConfig, io: WorkerIO, *, steps_per_epoch: int) -> dict:
                 save(epoch, step_in_epoch)
         if exhausted and rank == 0:
             print(f"[train] epoch {epoch} ran out of data after {step_in_epoch} steps", flush=True)
-        epoch += 1
+        if not exhausted and step_in_epoch < steps_per_epoch:
+            break  # stopped by max_steps mid-epoch: a later run with more steps continues this epoch
+        epoch, step_in_epoch = epoch + 1, 0
 
     if step > last_saved:
-        save(epoch, 0)
+        save(epoch, step_in_epoch)
 
     summary = {
         "steps": step,

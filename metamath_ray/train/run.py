@@ -30,6 +30,7 @@ from metamath_ray.train.metrics import StepLog
 
 RAY_RUN_NAME = "ray_train"
 LOG_FILE, SUMMARY_FILE, DROPPED_FILE, MODEL_DIR = "train_log.jsonl", "train_summary.json", "dropped.jsonl", "model"
+WORKER_SUMMARY_FILE = "worker_summary.json"
 
 
 # ---------------------------------------------------------------- planning (driver side, pure)
@@ -149,7 +150,9 @@ def _ray_train_fn(args: dict) -> None:
 
     cfg = TrainConfig.model_validate(args["cfg"])
     summary = run_worker(cfg, _RayWorkerIO(cfg), steps_per_epoch=args["steps_per_epoch"])
-    ray.train.report({"summary": json.dumps(summary)})
+    # Result.metrics only carries checkpointed reports, so rank 0 hands its summary over in storage.
+    if ray.train.get_context().get_world_rank() == 0:
+        tio.write_text(join_uri(cfg.run_uri, WORKER_SUMMARY_FILE), json.dumps(summary))
 
 
 def _ensure_ray() -> None:
@@ -216,7 +219,7 @@ def run_train(cfg: TrainConfig) -> dict:
         ),
     )
     result = trainer.fit()
-    worker = json.loads(result.metrics["summary"])
+    worker = json.loads(tio.read_text(join_uri(cfg.run_uri, WORKER_SUMMARY_FILE)) or "{}")
     checkpoint_uri = None
     if result.checkpoint is not None:
         checkpoint_uri = ("s3://" + result.checkpoint.path) if cfg.run_uri.startswith("s3://") else result.checkpoint.path
