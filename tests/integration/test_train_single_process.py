@@ -55,7 +55,7 @@ def test_s3_checkpoints_export_and_resume(s3, tmp_path):
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="runs", Prefix="exp/one/")["Contents"]}
     assert "exp/one/model/model.safetensors" in keys and "exp/one/model/config.json" in keys
     assert "exp/one/train_log.jsonl" in keys and "exp/one/train_summary.json" in keys
-    steps_saved = sorted({k.split("/")[3] for k in keys if k.startswith("exp/one/checkpoints/")})
+    steps_saved = sorted({k.split("/")[3] for k in keys if k.startswith("exp/one/checkpoints/step_")})
     assert len(steps_saved) <= 2 and steps_saved[-1] == f"step_{first['steps']:08d}"
 
     second = train_single_process(cfg)  # the same run again: resumes at its end, trains no more
