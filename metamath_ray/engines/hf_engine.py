@@ -50,8 +50,13 @@ class HFGenerator:
         torch = self.torch
         prompts = [str(p) for p in batch["prompt"]]
         seeds = [int(s) for s in batch.get("sample_seed", [0] * len(prompts))]
-        row_max = batch.get("max_tokens")
-        max_new = int(max(row_max)) if row_max is not None and len(row_max) else self.sampling.max_tokens
+        default = self.sampling.max_tokens
+        # Rows without their own budget carry None/NaN here (mixed columns in one batch).
+        limits = [
+            default if v is None or v != v else int(v)
+            for v in batch.get("max_tokens", [None] * len(prompts))
+        ]
+        max_new = max(limits)
         enc = self.tokenizer(
             prompts, return_tensors="pt", padding=True, truncation=True,
             max_length=max(1, self.max_model_len - max_new),
@@ -74,8 +79,7 @@ class HFGenerator:
         texts, counts = [], []
         for i, row in enumerate(new_tokens):
             ids = row.tolist()
-            limit = int(row_max[i]) if row_max is not None else max_new
-            ids = ids[:limit]
+            ids = ids[: limits[i]]
             if self.tokenizer.eos_token_id in ids:
                 ids = ids[: ids.index(self.tokenizer.eos_token_id) + 1]
             counts.append(len(ids))
