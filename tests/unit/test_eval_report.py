@@ -24,7 +24,8 @@ def _report(name, pattern):
     return {
         "run_name": name, "model": "tiny", "engine": "hf", "template": "eval_cot",
         "datasets": summarize(_rows(pattern) + _rows([True, False], dataset="gsm8k")),
-        "throughput": {"samples": 8, "wall_s": 2.0, "samples_per_s": 4.0, "generated_tokens_per_s": 32.0},
+        "throughput": {"samples": 8, "wall_s": 2.0, "samples_per_s": 4.0, "generated_tokens_per_s": 32.0,
+                       "steady_samples_per_s": {"greedy": 3.5, "sample": None}},
     }
 
 
@@ -34,6 +35,7 @@ def test_markdown_lists_every_dataset_and_type_level_table():
     assert "| gsm8k | 2 | 50.0 [" in md
     assert "## math500: strict accuracy by type x level" in md and "| Algebra |" in md
     assert "4.00 samples/s" in md
+    assert "Once running (first to last scored batch): greedy 3.50 samples/s." in md
 
 
 def test_plots_are_png():

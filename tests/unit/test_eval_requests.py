@@ -1,5 +1,7 @@
+import pytest
+
 from metamath_ray.evaluate.config import EvaluateConfig
-from metamath_ray.pipeline.evaluate import build_requests, score_rows
+from metamath_ray.pipeline.evaluate import build_requests, score_rows, steady_state_rate
 
 
 def test_greedy_and_k_samples_per_question():
@@ -40,3 +42,16 @@ def test_score_rows_keeps_texts_and_adds_verdicts():
     assert record["response"] == row["generated_text"] and record["prompt"] == request["prompt"]
     assert record["correct_strict"] and record["correct_metamath"] and record["extracted"] == "18"
     assert record["num_generated_tokens"] == 9
+
+
+@pytest.mark.parametrize(
+    "times, rate",
+    [
+        ([], None),
+        ([5.0, 5.0], None),  # one batch: no interval to measure
+        ([0.0, 0.0, 2.0, 2.0, 4.0], 3 / 4),  # start-up before the first batch is not counted
+        ([10.0, 11.0], 1.0),
+    ],
+)
+def test_steady_state_rate(times, rate):
+    assert steady_state_rate(times) == rate
