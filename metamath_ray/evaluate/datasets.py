@@ -19,6 +19,10 @@ from metamath_ray.evaluate import metamath_compat as mm
 ScoringKind = Literal["numeric", "math"]
 
 
+class EvalDataError(ValueError):
+    """A benchmark file or source that cannot be read as the named dataset (one-line message)."""
+
+
 @dataclass(frozen=True)
 class EvalItem:
     """One benchmark question, normalised across datasets."""
@@ -43,7 +47,7 @@ def _gsm8k(row: dict, index: int, name: str) -> EvalItem:
     solution = row.get("answer", row.get("response"))
     gold = extract_gsm8k_gold(solution)
     if question is None or gold is None:
-        raise ValueError(f"{name} row {index}: needs 'question' and an 'answer' ending in '#### N'")
+        raise EvalDataError(f"{name} row {index}: needs 'question' and an 'answer' ending in '#### N'")
     return EvalItem(
         item_id=f"{name}/{row.get('source_index', index)}",
         dataset=name,
@@ -67,10 +71,10 @@ def _math(row: dict, index: int, name: str) -> EvalItem:
     question = row.get("problem", row.get("instruction"))
     solution = row.get("solution", row.get("output"))
     if question is None or solution is None:
-        raise ValueError(f"{name} row {index}: needs 'problem' and 'solution'")
+        raise EvalDataError(f"{name} row {index}: needs 'problem' and 'solution'")
     gold = row.get("answer") or extract_boxed(solution)
     if not gold:
-        raise ValueError(f"{name} row {index}: no gold answer (no 'answer' and no \\boxed{{}} in the solution)")
+        raise EvalDataError(f"{name} row {index}: no gold answer (no 'answer' and no \\boxed{{}} in the solution)")
     source_index = int(row.get("source_index", index))
     return EvalItem(
         item_id=str(row.get("unique_id") or f"{name}/{source_index}"),
@@ -91,7 +95,7 @@ def _number_text(value: float) -> str:
 def _gsm8k_backward(row: dict, index: int, name: str) -> EvalItem:
     question, answer = row.get("question", row.get("query")), row.get("answer")
     if question is None or answer is None:
-        raise ValueError(f"{name} row {index}: needs 'question' and 'answer'")
+        raise EvalDataError(f"{name} row {index}: needs 'question' and 'answer'")
     source_index = int(row.get("source_index", index))
     return EvalItem(
         item_id=f"{name}/{source_index}",
@@ -118,7 +122,7 @@ def _svamp(row: dict, index: int, name: str) -> EvalItem:
         question = svamp_question(row["Body"], row["Question"])
         answer = float(row["Answer"])
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{name} row {index}: needs 'Body', 'Question' and a numeric 'Answer'") from err
+        raise EvalDataError(f"{name} row {index}: needs 'Body', 'Question' and a numeric 'Answer'") from err
     source_index = int(row.get("source_index", index))
     return EvalItem(
         item_id=str(row.get("ID") or f"{name}/{source_index}"),
@@ -162,19 +166,22 @@ def dataset_spec(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}") from None
+        raise EvalDataError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}") from None
 
 
 def parse_records(data: bytes, path: str) -> list[dict]:
     """Rows of a JSONL / JSON-array / Parquet file."""
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
+    try:
+        if path.endswith(".parquet"):
+            import pyarrow.parquet as pq
 
-        return pq.read_table(io.BytesIO(data)).to_pylist()
-    text = data.decode("utf-8").lstrip("\ufeff")
-    if text.lstrip().startswith("["):
-        return json.loads(text)
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+            return pq.read_table(io.BytesIO(data)).to_pylist()
+        text = data.decode("utf-8").lstrip("\ufeff")
+        if text.lstrip().startswith("["):
+            return json.loads(text)
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except Exception as err:  # noqa: BLE001 - any parse failure is a bad input file
+        raise EvalDataError(f"{path}: not JSONL, a JSON array or Parquet ({type(err).__name__}: {err})") from err
 
 
 def parse_hf_uri(uri: str) -> tuple[str, str | None, str]:
@@ -183,7 +190,7 @@ def parse_hf_uri(uri: str) -> tuple[str, str | None, str]:
     body, _, split = body.partition("#")
     parts = [p for p in body.split("/") if p]
     if len(parts) not in (2, 3):
-        raise ValueError(f"bad Hugging Face source {uri!r}; expected hf://owner/name[/config][#split]")
+        raise EvalDataError(f"bad Hugging Face source {uri!r}; expected hf://owner/name[/config][#split]")
     return "/".join(parts[:2]), parts[2] if len(parts) == 3 else None, split or "test"
 
 
@@ -191,7 +198,7 @@ def _read_hf(uri: str) -> list[dict]:
     try:
         import datasets as hf_datasets
     except ImportError as err:
-        raise RuntimeError(f"{uri}: reading Hugging Face datasets needs `pip install datasets`") from err
+        raise EvalDataError(f"{uri}: reading Hugging Face datasets needs `pip install datasets`") from err
     repo, config, split = parse_hf_uri(uri)
     return [dict(row) for row in hf_datasets.load_dataset(repo, config, split=split)]
 
@@ -204,7 +211,7 @@ def read_raw_rows(name: str, source: str | None = None) -> list[dict]:
         return parse_records(data, spec.bundled)
     if source == "hf":
         if spec.hf_default is None:
-            raise ValueError(f"{name}: no default Hugging Face copy; give a file or hf://owner/name#split")
+            raise EvalDataError(f"{name}: no default Hugging Face copy; give a file or hf://owner/name#split")
         source = spec.hf_default
     if source.startswith("hf://"):
         return _read_hf(source)

@@ -151,3 +151,11 @@ def test_svamp_question(body, question, expected):
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="unknown dataset"):
         dataset_spec("asdiv")
+
+
+@pytest.mark.parametrize("data, path", [(b"{not json", "x.jsonl"), (b"PAR1garbage", "x.parquet")])
+def test_unreadable_file_is_a_data_error(data, path):
+    from metamath_ray.evaluate.datasets import EvalDataError
+
+    with pytest.raises(EvalDataError, match=path):
+        parse_records(data, path)
