@@ -158,6 +158,7 @@ def _check_input(path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from metamath_ray.config import ConfigError
+    from metamath_ray.evaluate.datasets import EvalDataError
     from metamath_ray.seeds import SeedSourceError
     from metamath_ray.storage import StorageError
 
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     except click_exc.UsageError as e:
         print(f"error: {e.format_message().splitlines()[0]}", file=sys.stderr)
         return 2
-    except (ConfigError, SeedSourceError, StorageError, UserError) as e:
+    except (ConfigError, SeedSourceError, StorageError, UserError, EvalDataError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:
