@@ -146,7 +146,7 @@ class AugmentConfig(BaseModel):
     )
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
-    export_mix: dict[str, float] | None = Field(
+    export_mix: dict[str, int | float] | None = Field(
         None, description="MetaMathQA type -> count (int) or weight (float) for metamathqa.json; null keeps all"
     )
     prompt_version: str = Field("v1", description="recorded on every row; bump when prompts change")

