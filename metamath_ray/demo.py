@@ -8,7 +8,6 @@ seeds' own reference solutions, so there is always something to learn.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from typing import Callable
@@ -111,4 +110,4 @@ def run_demo(output: str, *, engine: str = "vllm", stages: list[str] | None = No
     return summary
 
 
-__all__ = ["run_demo", "seed_solution_records", "io"]
+__all__ = ["run_demo", "seed_solution_records"]

@@ -37,7 +37,6 @@ def _cpu_defaults(max_model_len: int) -> dict:
 
 
 def build_vllm_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:
-    import ray.data  # noqa: F401  (Ray at the edge)
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
     model_path = resolve_model(engine.model)

@@ -17,7 +17,6 @@ import json
 import platform
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict
 from typing import Any, Callable, Iterable
 
 import pyarrow as pa
@@ -44,6 +43,8 @@ QUARANTINE_SCHEMA = pa.schema([
 ])
 
 REWRITE_AUGS = {"Rephrasing": rephrase, "SV": sv}
+# Chunks generated per Ray Data pass: more amortises engine start-up, fewer loses less on a crash.
+CHUNKS_PER_WAVE = 16
 
 
 def _cell(value: Any, typ: pa.DataType) -> Any:
@@ -82,17 +83,16 @@ def rewrite_requests(seed: dict, aug: str, cfg: AugmentConfig) -> list[dict]:
     settings = cfg.aug[aug]
     if aug == "Rephrasing":
         prompt = rephrase.rewrite_prompt(seed)
-        base = [(v, prompt) for v in range(settings.max_variants or settings.rewrites)]
-        base = base[: settings.rewrites] if not settings.max_variants else base
+        n = min(settings.rewrites, settings.max_variants or settings.rewrites)
+        base = [(v, prompt) for v in range(n)]
     else:
         base = sv.rewrite_requests(seed)[: settings.max_variants or None]
     rows = []
     for variant, prompt in base:
-        for r in range(1 if aug == "SV" else 1):
-            rows.append({
-                "seed_id": seed["seed_id"], "aug": aug, "variant": int(variant), "prompt": prompt,
-                "sample_seed": sampling_seed(cfg.rewrite_sampling.seed, "rewrite", seed["seed_id"], aug, variant),
-            })
+        rows.append({
+            "seed_id": seed["seed_id"], "aug": aug, "variant": int(variant), "prompt": prompt,
+            "sample_seed": sampling_seed(cfg.rewrite_sampling.seed, "rewrite", seed["seed_id"], aug, variant),
+        })
     return rows
 
 
@@ -145,8 +145,8 @@ def _rows_to_columns(rows: list[dict]) -> dict:
     return {k: [r[k] for r in rows] for k in rows[0]}
 
 
-def generate(rows: list[dict], engine_cfg, sampling, *, post: Callable[[list[dict]], list[dict]] | None = None,
-             desc: str = "generate") -> Iterable[dict]:
+def generate(rows: list[dict], engine_cfg, sampling, *,
+             post: Callable[[list[dict]], list[dict]] | None = None) -> Iterable[dict]:
     """Run `rows` through the engine (and `post` inside Ray workers); yield result rows as they stream."""
     import ray.data
 
@@ -201,8 +201,7 @@ class AugmentJob:
                     variants.extend(direct_variants(seed, aug, cfg.aug[aug].max_variants))
         if requests:
             self.log(f"[augment] rewriting: {len(requests)} Rephrasing/SV requests")
-            rw_sampling = cfg.rewrite_sampling.model_copy(update={"stop": list(dict.fromkeys([*cfg.rewrite_sampling.stop]))})
-            for row in generate(requests, cfg.engine, rw_sampling, desc="rewrite"):
+            for row in generate(requests, cfg.engine, cfg.rewrite_sampling):
                 seed = seeds_by_id[row["seed_id"]]
                 module = REWRITE_AUGS[row["aug"]]
                 text = row.get("generated_text") or ""
@@ -232,7 +231,7 @@ class AugmentJob:
             self.log(f"[augment] round {rnd}: {len(rows)} chains of thought for {len(todo)} questions")
             model, key_, pv = cfg.engine.model, self.engine_key, f"{cfg.prompt_version}/{cot.PROMPT_VERSION}"
             for cand in generate(rows, cfg.engine, self._solve_sampling(),
-                                 post=lambda b: judge_rows(b, model, key_, pv), desc=f"solve round {rnd}"):
+                                 post=lambda b: judge_rows(b, model, key_, pv)):
                 results[int(cand.pop("chunk"))].append(cand)
                 if cand["accepted"]:
                     accepted[(cand["seed_id"], cand["aug"], cand["variant"])] += 1
@@ -300,10 +299,9 @@ class AugmentJob:
             from metamath_ray.ray_setup import init_from_config
 
             init_from_config(cfg.ray, cfg.engine)
-            wave = max(1, 16)
             ids = sorted(pending)
-            for i in range(0, len(ids), wave):
-                self.run_chunks({c: pending[c] for c in ids[i:i + wave]})
+            for i in range(0, len(ids), CHUNKS_PER_WAVE):
+                self.run_chunks({c: pending[c] for c in ids[i:i + CHUNKS_PER_WAVE]})
         return finalize(self, loaded, len(chunks), wall_start=t0)
 
 
@@ -323,4 +321,4 @@ def versions() -> dict[str, str]:
     return out
 
 
-__all__ = ["AugmentJob", "run_augment", "CANDIDATE_SCHEMA", "config_hash", "judge_rows", "asdict"]
+__all__ = ["AugmentJob", "run_augment", "CANDIDATE_SCHEMA", "config_hash", "judge_rows"]

@@ -158,16 +158,17 @@ def finalize(job, loaded, n_chunks: int, wall_start: float) -> dict:
 
     store, cfg, log = job.store, job.cfg, job.log
     shards = store.list("candidates", ".parquet")
-    candidates = [r for s in shards for r in store.read_table(s).to_pylist()]
+    # One read of the committed work; remember which chunk (shard name) each seed belongs to.
+    candidates, chunk_of_seed = [], {}
+    for s in shards:
+        rows = store.read_table(s).to_pylist()
+        candidates.extend(rows)
+        chunk_of_seed.update((r["seed_id"], s.rsplit("/", 1)[1]) for r in rows)
     solved = [r for r in candidates if r["stage"] == "solve"]
     kept, dropped = clean_accepted([r for r in solved if r["accepted"]], cfg)
     rejected = [r for r in candidates if not r["accepted"]] + dropped
 
     # data/ and rejected/ keep the chunk layout of candidates/ (one shard each per chunk).
-    chunk_of_seed = {}
-    for s in shards:
-        for sid in store.read_table(s).column("seed_id").to_pylist():
-            chunk_of_seed[sid] = s.rsplit("/", 1)[1]
     manifest_shards = []
     for kind, rows in (("data", kept), ("rejected", rejected)):
         per = defaultdict(list)
@@ -177,8 +178,9 @@ def finalize(job, loaded, n_chunks: int, wall_start: float) -> dict:
             part = sorted(per.get(name, []), key=lambda r: r["id"])
             info = store.commit_table(f"{kind}/{name}", _table(part, CANDIDATE_SCHEMA))
             manifest_shards.append({"kind": kind, **info.as_dict()})
+    rows_per_shard = Counter(chunk_of_seed[r["seed_id"]] for r in candidates)
     for s in shards:
-        manifest_shards.append({"kind": "candidates", "path": s, "rows": store.read_table(s).num_rows})
+        manifest_shards.append({"kind": "candidates", "path": s, "rows": rows_per_shard[s.rsplit("/", 1)[1]]})
     manifest_shards.append({"kind": "quarantine", "path": "quarantine/part-00000.parquet", "rows": len(loaded.quarantine)})
 
     records = export.to_metamathqa(kept, cfg.export_mix, seed=cfg.sampling.seed)
