@@ -1,4 +1,4 @@
-"""`metamath-ray`: augment | train | evaluate | demo | report.
+"""`metamath-ray`: augment | train | evaluate | run | demo | report.
 
 Every command takes `--config jobs/<x>.yaml` plus `key.sub=value` overrides. A bad flag, config
 key or input path is a one-line error with exit status 2.
@@ -110,7 +110,28 @@ def evaluate(
                 {"model": model, "datasets": datasets, "output": output, "limit": limit, "run_name": run_name})
     if cfg.model not in ("tiny",) and "://" not in cfg.model and os.path.sep in cfg.model and not os.path.exists(cfg.model):
         raise UserError(f"model folder not found: {cfg.model}")
-    run_evaluate(cfg)
+    report = run_evaluate(cfg)
+    from metamath_ray.evaluate.report import render_markdown
+
+    _say(render_markdown(report))
+    _say(f"report: {report['outputs']['run']}/report.json; samples: {report['outputs']['samples']}")
+
+
+@app.command()
+def run(
+    overrides: Optional[List[str]] = OVERRIDES,
+    config: Optional[str] = CONFIG,
+    output: Optional[str] = typer.Option(None, "--output", help="root for the three runs: local folder or s3://"),
+    name: Optional[str] = typer.Option(None, "--name", help="runs go to <output>/<name>/{augment,train,evaluate}"),
+    stages: Optional[str] = typer.Option(None, "--stages", help="comma list of augment,train,evaluate"),
+) -> None:
+    """Chain augment -> train -> evaluate from one config (sections augment:, train:, evaluate:)."""
+    from metamath_ray.pipeline.run import PipelineConfig, run_pipeline
+
+    wanted = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
+    cfg = _load(PipelineConfig, config, overrides, {"output": output, "name": name, "stages": wanted})
+    summary = run_pipeline(cfg, log=_say)
+    _say(json.dumps(summary, indent=2, default=str))
 
 
 @app.command()

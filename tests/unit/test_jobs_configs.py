@@ -2,7 +2,8 @@
 command in its first line.
 
 The file name says which stage a config is for: augment_* -> AugmentConfig, train_* ->
-TrainConfig, evaluate_* -> EvaluateConfig (demo* -> DemoConfig). rayjob*.yaml is a KubeRay
+TrainConfig, evaluate_* -> EvaluateConfig, run_* -> PipelineConfig (every stage section validated
+with the stage links filled in), demo* -> DemoConfig. rayjob*.yaml is a KubeRay
 manifest: parsed as YAML, and its entrypoint must name a job config that exists here.
 """
 
@@ -17,13 +18,15 @@ import yaml
 
 from metamath_ray.config import AugmentConfig, DemoConfig, load_config
 from metamath_ray.evaluate.config import EvaluateConfig
+from metamath_ray.pipeline.run import PipelineConfig, stage_configs
 from metamath_ray.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = ROOT / "jobs"
 
-MODELS = {"augment_": AugmentConfig, "train_": TrainConfig, "evaluate_": EvaluateConfig, "demo": DemoConfig}
-STAGE_OF = {"augment_": "augment", "train_": "train", "evaluate_": "evaluate", "demo": "demo"}
+MODELS = {"augment_": AugmentConfig, "train_": TrainConfig, "evaluate_": EvaluateConfig, "run_": PipelineConfig,
+          "demo": DemoConfig}
+STAGE_OF = {"augment_": "augment", "train_": "train", "evaluate_": "evaluate", "run_": "run", "demo": "demo"}
 LAUNCH_PREFIXES = ("# ray job submit", "# metamath-ray")
 
 ALL_YAML = sorted(p for p in JOBS.glob("*.y*ml"))
@@ -56,6 +59,8 @@ def test_config_validates_against_its_stage_model(path):
     model = MODELS[_prefix(path)]
     cfg = load_config(model, path)  # raises ConfigError (one line, naming the key) when invalid
     assert isinstance(cfg, model)
+    if model is PipelineConfig:
+        assert set(stage_configs(cfg)) == set(cfg.stages)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
