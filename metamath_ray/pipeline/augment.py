@@ -17,7 +17,7 @@ import json
 import platform
 import time
 from collections import Counter, defaultdict
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -172,6 +172,7 @@ class AugmentJob:
         self.log = log
         self.store = RunStore(cfg.output, cfg.run_name)
         self.engine_key = f"{cfg.engine.key()}:{config_hash(cfg)}"
+        self.timings: list[dict] = []  # one entry per generation pass, for stats.json
 
     # -- planning ------------------------------------------------------------------------------
     def chunks(self, seeds: list[dict]) -> list[list[dict]]:
@@ -201,7 +202,7 @@ class AugmentJob:
                     variants.extend(direct_variants(seed, aug, cfg.aug[aug].max_variants))
         if requests:
             self.log(f"[augment] rewriting: {len(requests)} Rephrasing/SV requests")
-            for row in generate(requests, cfg.engine, cfg.rewrite_sampling):
+            for row in self._timed("rewrite", requests, generate(requests, cfg.engine, cfg.rewrite_sampling)):
                 seed = seeds_by_id[row["seed_id"]]
                 module = REWRITE_AUGS[row["aug"]]
                 text = row.get("generated_text") or ""
@@ -230,8 +231,8 @@ class AugmentJob:
                 attempts[key] += want
             self.log(f"[augment] round {rnd}: {len(rows)} chains of thought for {len(todo)} questions")
             model, key_, pv = cfg.engine.model, self.engine_key, f"{cfg.prompt_version}/{cot.PROMPT_VERSION}"
-            for cand in generate(rows, cfg.engine, self._solve_sampling(),
-                                 post=lambda b: judge_rows(b, model, key_, pv)):
+            solved = generate(rows, cfg.engine, self._solve_sampling(), post=lambda b: judge_rows(b, model, key_, pv))
+            for cand in self._timed(f"solve round {rnd}", rows, solved):
                 results[int(cand.pop("chunk"))].append(cand)
                 if cand["accepted"]:
                     accepted[(cand["seed_id"], cand["aug"], cand["variant"])] += 1
@@ -245,6 +246,19 @@ class AugmentJob:
             rows = sorted(results.get(chunk, []), key=lambda r: r["id"])
             info = self.store.commit_table(self.shard_name("candidates", chunk), _table(rows, CANDIDATE_SCHEMA))
             self.log(f"[augment] committed {info.path}: {info.rows} candidates")
+
+    def _timed(self, name: str, requests: list, stream: Iterable[dict]) -> Iterator[dict]:
+        """Pass `stream` through, recording where a pass's time goes: until its first result (engine
+        start-up, model load, first batch) and streaming the rest."""
+        start = time.perf_counter()
+        first = None
+        for row in stream:
+            if first is None:
+                first = time.perf_counter() - start
+            yield row
+        total = time.perf_counter() - start
+        self.timings.append({"pass": name, "requests": len(requests), "seconds": round(total, 2),
+                             "to_first_result_s": round(first if first is not None else total, 2)})
 
     def _solve_sampling(self):
         s = self.cfg.sampling
