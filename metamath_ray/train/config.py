@@ -47,13 +47,51 @@ class LoraSettings(BaseModel):
     merge_on_export: bool = True
 
 
+class PretrainSource(BaseModel):
+    """One raw-text source of a continued-pretraining mixture."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str  # a .parquet / .jsonl / .json file or a folder of them, local or s3://
+    weight: float = Field(1.0, gt=0)  # relative share of training tokens (normalised over sources)
+    text_column: str | None = None  # None: pretrain.text_column
+    name: str | None = None  # label in the mixture report; None: the path's last part
+
+
+class PretrainSettings(BaseModel):
+    """objective=pretrain: raw text from `sources` (or `data` as one source), mixed by weight, packed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[PretrainSource] = Field(default_factory=list)
+    text_column: str = "text"
+
+    def resolved_sources(self, data: str | None) -> list[PretrainSource]:
+        """Sources with names and text columns filled in; `data` alone is a one-source mixture."""
+        sources = self.sources or ([PretrainSource(path=data)] if data else [])
+        return [
+            s.model_copy(update={
+                "name": s.name or s.path.rstrip("/").rsplit("/", 1)[-1],
+                "text_column": s.text_column or self.text_column,
+            })
+            for s in sources
+        ]
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    # sft: prompt/response records, loss on responses. pretrain: raw text, loss on every token,
+    # documents packed into full max_length sequences (LLEMMA-style continued pretraining).
+    objective: Literal["sft", "pretrain"] = "sft"
+    pretrain: PretrainSettings = Field(default_factory=PretrainSettings)
 
     # What and where
     model: str = "tiny"  # local HF folder, hub id, or "tiny"
     tokenizer: str | None = None  # defaults to the model's own
-    data: str  # augment run dir, Parquet dir/file, or MetaMathQA .json/.jsonl (local or s3://)
+    # sft: augment run dir, Parquet dir/file, or MetaMathQA .json/.jsonl; pretrain: one text source
+    # (when pretrain.sources is empty). Local or s3://.
+    data: str | None = None
     output: str  # local path or s3:// URI; the run lives in <output>/<run_name>/
     run_name: str = "train"
 
@@ -77,6 +115,8 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(0.03, ge=0.0, le=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    lr_min_ratio: float = Field(0.0, ge=0.0, lt=1.0)  # decay floor as a fraction of lr (LLEMMA: 1/30)
+    warmup_steps: int | None = Field(None, ge=0)  # overrides warmup_ratio when set (LLEMMA: 500)
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
@@ -113,6 +153,22 @@ class TrainConfig(BaseModel):
             raise ValueError("lora.quantize_4bit (QLoRA) needs use_gpu=true: bitsandbytes 4-bit is CUDA only")
         if self.dtype == "fp16" and not self.use_gpu:
             raise ValueError("dtype=fp16 needs use_gpu=true; use bf16 or fp32 on CPU")
+        if self.objective == "sft":
+            if not self.data:
+                raise ValueError("data is required (training records: augment run, Parquet or MetaMathQA JSON)")
+            if self.pretrain.sources:
+                raise ValueError("pretrain.sources is only used with objective=pretrain")
+        else:
+            if not self.pretrain.sources and not self.data:
+                raise ValueError("objective=pretrain needs pretrain.sources (or data as a single source)")
+            if self.pretrain.sources and self.data:
+                raise ValueError("objective=pretrain: give either data or pretrain.sources, not both")
+            if self.max_steps is None:
+                # The mixture repeats sources as their weights ask, so the data never sets the length.
+                raise ValueError("objective=pretrain needs max_steps (tokens = max_steps * global_batch_size * max_length)")
+            names = [s.name for s in self.pretrain.resolved_sources(self.data)]
+            if len(set(names)) != len(names):
+                raise ValueError(f"pretrain.sources: names must be unique, got {names}; set name: for each")
         return self
 
     @property

@@ -103,11 +103,11 @@ def run_worker(cfg: TrainConfig, io: WorkerIO, *, steps_per_epoch: int) -> dict:
     total_steps = epochs_total = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
-    warmup = warmup_steps_for(total_steps, cfg.warmup_ratio)
+    warmup = warmup_steps_for(total_steps, cfg.warmup_ratio, cfg.warmup_steps)
 
     def scheduler(optimizer):
         return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: lr_multiplier(s, total_steps, warmup, cfg.lr_scheduler)
+            optimizer, lambda s: lr_multiplier(s, total_steps, warmup, cfg.lr_scheduler, cfg.lr_min_ratio)
         )
 
     engine, _, _, _ = deepspeed.initialize(
@@ -146,7 +146,9 @@ def run_worker(cfg: TrainConfig, io: WorkerIO, *, steps_per_epoch: int) -> dict:
     epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
     while epoch < cfg.epochs and step < total_steps:
         batches: Iterator[dict] = micro_batches(
-            io.examples(epoch), micro_batch_size=cfg.micro_batch_size, packing=cfg.packing,
+            # Pretraining examples are already full packed sequences (see train/pretrain.py).
+            io.examples(epoch), micro_batch_size=cfg.micro_batch_size,
+            packing=cfg.packing and cfg.objective == "sft",
             max_length=cfg.max_length, pad_id=pad_id,
         )
         # Resume mid-epoch: pass over the micro-batches the saved run already trained on.
@@ -172,7 +174,7 @@ def run_worker(cfg: TrainConfig, io: WorkerIO, *, steps_per_epoch: int) -> dict:
                 width = max(width, batch["input_ids"].shape[1])
             if exhausted:
                 break
-            lr = lr_multiplier(step, total_steps, warmup, cfg.lr_scheduler) * cfg.lr
+            lr = lr_multiplier(step, total_steps, warmup, cfg.lr_scheduler, cfg.lr_min_ratio) * cfg.lr
             loss_sum, tok_sum, n_losses = _all_sum([sum(losses), float(tokens), float(len(losses))])
             step += 1
             step_in_epoch += 1
@@ -210,6 +212,14 @@ def run_worker(cfg: TrainConfig, io: WorkerIO, *, steps_per_epoch: int) -> dict:
         "final_loss": log.records[-1]["loss"] if log.records else None,
         "world_size": world,
     }
+    # objective=pretrain: the realised data mixture (a collective: every rank calls it).
+    mixture = io.data_summary() if hasattr(io, "data_summary") else None
+    if mixture:
+        summary["mixture"] = mixture
+        if rank == 0:
+            shares = ", ".join(f"{k} {v['realised_share']:.3f} (target {v['target_share']:.3f}, {v['passes']} pass)"
+                               for k, v in mixture["sources"].items())
+            print(f"[train] data mixture over {mixture['tokens']} tokens: {shares}", flush=True)
     if cfg.export:
         state_dict = ckpt.gather_full_state_dict(engine, cfg.deepspeed.stage)
         if rank == 0:

@@ -12,22 +12,27 @@ import torch
 GPU_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10G": 70.0}
 
 
-def lr_multiplier(step: int, total_steps: int, warmup_steps: int, kind: str) -> float:
+def lr_multiplier(step: int, total_steps: int, warmup_steps: int, kind: str, min_ratio: float = 0.0) -> float:
     """Multiplier for optimizer step `step` (0-based), as transformers' schedulers define it:
-    linear warm-up from 0, then cosine/linear decay to 0 at `total_steps`; clamped past the end."""
+    linear warm-up from 0, then cosine/linear decay to `min_ratio` at `total_steps`; clamped past
+    the end. min_ratio 0 is MetaMath's (and transformers') decay to 0; LLEMMA decays to 1/30."""
     if step < warmup_steps:
         return step / max(1, warmup_steps)
     if kind == "constant":
         return 1.0
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     if kind == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    if kind == "linear":
-        return 1.0 - progress
-    raise ValueError(f"unknown lr_scheduler {kind!r}")
+        decay = 0.5 * (1.0 + math.cos(math.pi * progress))
+    elif kind == "linear":
+        decay = 1.0 - progress
+    else:
+        raise ValueError(f"unknown lr_scheduler {kind!r}")
+    return min_ratio + (1.0 - min_ratio) * decay
 
 
-def warmup_steps_for(total_steps: int, warmup_ratio: float) -> int:
+def warmup_steps_for(total_steps: int, warmup_ratio: float, warmup_steps: int | None = None) -> int:
+    if warmup_steps is not None:  # an absolute count wins, as in transformers' TrainingArguments
+        return min(warmup_steps, total_steps)
     return math.ceil(total_steps * warmup_ratio)  # transformers' TrainingArguments.get_warmup_steps
 
 

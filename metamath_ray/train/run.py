@@ -85,9 +85,20 @@ def _summary(cfg: TrainConfig, planned: dict, worker: dict, checkpoint_uri: str 
 
 
 class _RunFiles:
-    """Shared by both WorkerIO implementations: step log and model publication in the run output."""
+    """Shared by both WorkerIO implementations: step log and model publication in the run output,
+    and the objective=pretrain data stream (each worker reads its share of the raw text itself)."""
 
     cfg: TrainConfig
+    _pretrain: Any = None
+
+    def _start_pretrain(self) -> None:
+        if self.cfg.objective == "pretrain":
+            from metamath_ray.train.pretrain import PretrainStream
+
+            self._pretrain = PretrainStream(self.cfg, self.rank, self.world_size)
+
+    def data_summary(self) -> dict | None:
+        return self._pretrain.summary() if self._pretrain is not None else None
 
     def previous_log(self, up_to_step: int) -> list[dict]:
         text = tio.read_text(join_uri(self.cfg.run_uri, LOG_FILE))
@@ -112,9 +123,15 @@ class _RayWorkerIO(_RunFiles):
         self.cfg = cfg
         ctx = ray.train.get_context()
         self.rank, self.world_size = ctx.get_world_rank(), ctx.get_world_size()
-        self._shard = ray.train.get_dataset_shard("train")
+        self._start_pretrain()
+        self._shard = None if self._pretrain is not None else ray.train.get_dataset_shard("train")
 
     def examples(self, epoch: int):
+        if self._pretrain is not None:
+            return self._pretrain.examples(epoch)
+        return self._shard_examples(epoch)
+
+    def _shard_examples(self, epoch: int):
         batches = self._shard.iter_batches(
             batch_size=256, batch_format="numpy",
             local_shuffle_buffer_size=1024 if self.cfg.shuffle else None,
@@ -195,8 +212,13 @@ def run_train(cfg: TrainConfig) -> dict:
 
     start = time.perf_counter()
     _ensure_ray()
-    kept, stats_rows = _ray_dataset(cfg)
-    planned = plan(cfg, stats_rows)
+    if cfg.objective == "pretrain":  # workers read the raw text themselves (train/pretrain.py)
+        from metamath_ray.train.pretrain import plan_pretrain
+
+        datasets, planned = None, plan_pretrain(cfg)
+    else:
+        kept, stats_rows = _ray_dataset(cfg)
+        datasets, planned = {"train": kept}, plan(cfg, stats_rows)
     _write_run_files(cfg, planned)
     fs, path = tio.resolve_filesystem(cfg.run_uri)
     fs.create_dir(path, recursive=True)
@@ -208,7 +230,7 @@ def run_train(cfg: TrainConfig) -> dict:
             num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
             resources_per_worker={"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})},
         ),
-        datasets={"train": kept},
+        datasets=datasets,
         run_config=RunConfig(
             name=RAY_RUN_NAME,
             storage_path=path,
@@ -236,8 +258,11 @@ class _LocalIO(_RunFiles):
         self._kept = kept
         self._ckpt_root = join_uri(cfg.run_uri, "checkpoints")
         self.last_checkpoint_uri: str | None = None
+        self._start_pretrain()
 
     def examples(self, epoch: int):
+        if self._pretrain is not None:
+            return self._pretrain.examples(epoch)
         order = list(range(len(self._kept)))
         if self.cfg.shuffle:
             random.Random(self.cfg.seed + epoch).shuffle(order)
@@ -282,6 +307,14 @@ def train_single_process(cfg: TrainConfig) -> dict:
     for key, value in {"MASTER_ADDR": "127.0.0.1", "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"}.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("MASTER_PORT", str(_free_loopback_port()))
+    if cfg.objective == "pretrain":
+        from metamath_ray.train.pretrain import plan_pretrain
+
+        planned = plan_pretrain(cfg)
+        _write_run_files(cfg, planned)
+        io = _LocalIO(cfg, [])
+        worker = run_worker(cfg, io, steps_per_epoch=planned["steps_per_epoch"])
+        return _summary(cfg, planned, worker, io.last_checkpoint_uri, time.perf_counter() - start)
     table = tokenize_table(
         tio.read_records_table(cfg.data), tokenizer_name=cfg.tokenizer or cfg.model,
         max_length=cfg.max_length, template=cfg.template,

@@ -2,7 +2,8 @@
 command in its first line.
 
 The file name says which stage a config is for: augment_* -> AugmentConfig, train_* ->
-TrainConfig, evaluate_* -> EvaluateConfig, run_* -> PipelineConfig (every stage section validated
+TrainConfig (pretrain_* too: continued pretraining is `train` with objective=pretrain),
+evaluate_* -> EvaluateConfig, run_* -> PipelineConfig (every stage section validated
 with the stage links filled in), demo* -> DemoConfig. rayjob*.yaml is a KubeRay
 manifest: parsed as YAML, and its entrypoint must name a job config that exists here.
 """
@@ -25,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 JOBS = ROOT / "jobs"
 
 MODELS = {"augment_": AugmentConfig, "train_": TrainConfig, "evaluate_": EvaluateConfig, "run_": PipelineConfig,
-          "demo": DemoConfig}
-STAGE_OF = {"augment_": "augment", "train_": "train", "evaluate_": "evaluate", "run_": "run", "demo": "demo"}
+          "pretrain_": TrainConfig, "demo": DemoConfig}
+STAGE_OF = {"augment_": "augment", "train_": "train", "evaluate_": "evaluate", "run_": "run", "pretrain_": "train",
+            "demo": "demo"}
 LAUNCH_PREFIXES = ("# ray job submit", "# metamath-ray")
 
 ALL_YAML = sorted(p for p in JOBS.glob("*.y*ml"))
@@ -39,7 +41,7 @@ def _prefix(path: Path) -> str:
         if path.name.startswith(prefix):
             return prefix
     raise AssertionError(
-        f"{path.name}: job configs are named augment_*, train_*, evaluate_* or demo* "
+        f"{path.name}: job configs are named augment_*, train_*, pretrain_*, evaluate_*, run_* or demo* "
         "(the prefix picks the config model the CLI validates it with)"
     )
 
