@@ -12,7 +12,7 @@ Public API:
 from .equivalence import is_equivalent
 from .extract import extract_answer, extract_boxed, extract_gsm8k_gold
 from .normalize import normalize_answer
-from .symbolic import warm_up
+from .symbolic import warm_up, warm_up_once
 
 __all__ = [
     "extract_answer",
@@ -21,4 +21,5 @@ __all__ = [
     "is_equivalent",
     "normalize_answer",
     "warm_up",
+    "warm_up_once",
 ]

@@ -58,6 +58,19 @@ _WARM_SHAPES = (
 )
 
 
+_warmed = False
+
+
+def warm_up_once() -> None:
+    """`warm_up()` the first time a process calls it; free afterwards. Judging workers call this
+    so that the first symbolic comparison in a fresh Ray worker is not spent importing sympy
+    (which would run out the per-call budget and reject a correct answer)."""
+    global _warmed
+    if not _warmed:
+        _warmed = True
+        warm_up()
+
+
 def warm_up() -> None:
     """Pay the one-time import and parser start-up cost now (e.g. when a worker starts)."""
     sympy, latex2sympy = _sympy()

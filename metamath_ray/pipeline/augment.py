@@ -112,6 +112,9 @@ def solve_rows(variant: Variant, seed: dict, start: int, count: int, rnd: int, c
 
 def judge_rows(rows: list[dict], model: str, engine_key: str, prompt_version: str) -> list[dict]:
     """Engine output rows -> candidate rows (pure; runs inside Ray workers)."""
+    from metamath_ray.answers import warm_up_once
+
+    warm_up_once()  # a fresh worker's first comparison must not pay sympy's import inside its budget
     out = []
     for r in rows:
         verdict = cot.judge(r.get("generated_text") or "", r["expected"], r["dataset"])

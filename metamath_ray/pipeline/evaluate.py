@@ -96,6 +96,9 @@ def score_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _score_batch(batch: dict) -> Any:
     import pyarrow as pa
 
+    from metamath_ray.answers import warm_up_once
+
+    warm_up_once()  # sympy's import must not eat the first comparison's time budget in a fresh worker
     n = len(batch["prompt"])
     rows = [{key: values[i] for key, values in batch.items()} for i in range(n)]
     scored_at = time.time()
