@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from metamath_ray.augment.base import AUGMENTATIONS
+from metamath_ray.augment.base import AUGMENTATIONS, DEFAULT_AUGMENTATIONS
 from metamath_ray.engines.config import EngineConfig, SamplingConfig
 from metamath_ray.evaluate.config import EvaluateConfig
 from metamath_ray.train.config import TrainConfig
@@ -75,6 +75,22 @@ class SVSettings(FobarSettings):
     pass
 
 
+class PoTSettings(AugSettings):
+    """Program of thought: programs per question, and the sandbox that runs each of them."""
+
+    k: int = Field(2, ge=1)
+    max_attempts: int = Field(4, ge=1)
+    sandbox_wall_s: float = Field(10.0, gt=0, description="wall clock per program (after interpreter start-up)")
+    sandbox_cpu_s: int = Field(5, ge=1, description="CPU seconds per program")
+    sandbox_memory_mb: int = Field(1024, ge=256, description="address space per program")
+    sandbox_concurrency: int = Field(2, ge=1, description="Ray tasks running programs at once")
+
+    def limits(self):
+        from metamath_ray.sandbox import SandboxLimits
+
+        return SandboxLimits(wall_s=self.sandbox_wall_s, cpu_s=self.sandbox_cpu_s, memory_mb=self.sandbox_memory_mb)
+
+
 class AugBudgets(BaseModel):
     """Per-augmentation budgets; each has its own defaults so `aug.FOBAR.k=3` keeps the rest."""
 
@@ -84,6 +100,7 @@ class AugBudgets(BaseModel):
     Rephrasing: RephrasingSettings = Field(default_factory=RephrasingSettings)
     FOBAR: FobarSettings = Field(default_factory=FobarSettings)
     SV: SVSettings = Field(default_factory=SVSettings)
+    PoT: PoTSettings = Field(default_factory=PoTSettings)
 
     def __getitem__(self, name: str) -> AugSettings:
         return getattr(self, name)
@@ -127,7 +144,9 @@ class AugmentConfig(BaseModel):
     )
     output: str = Field("runs", description="local folder or s3://bucket/prefix; the run lives in <output>/<run_name>/")
     run_name: str = Field("augment", description="rerunning the same name resumes and never duplicates")
-    augmentations: list[str] = Field(default_factory=lambda: list(AUGMENTATIONS))
+    augmentations: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_AUGMENTATIONS), description="add PoT for program-of-thought data"
+    )
     aug: AugBudgets = Field(default_factory=AugBudgets, description="per augmentation budgets")
     adaptive: bool = Field(
         True, description="resample variants with fewer than k accepted until k or max_attempts (DART-Math style)"

@@ -13,7 +13,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-AUGMENTATIONS = ("AnsAug", "Rephrasing", "FOBAR", "SV")
+AUGMENTATIONS = ("AnsAug", "Rephrasing", "FOBAR", "SV", "PoT")
+# What runs when `augmentations` is not set: MetaMath's four. PoT (programs run in the sandbox) is opt-in.
+DEFAULT_AUGMENTATIONS = ("AnsAug", "Rephrasing", "FOBAR", "SV")
 DATASETS = ("gsm8k", "math")
 
 # Public MetaMathQA `type` names, per (dataset, aug).
@@ -26,6 +28,8 @@ EXPORT_TYPES = {
     ("math", "Rephrasing"): "MATH_Rephrased",
     ("math", "FOBAR"): "MATH_FOBAR",
     ("math", "SV"): "MATH_SV",
+    ("gsm8k", "PoT"): "GSM_PoT",  # not in MetaMathQA: program-of-thought records (MAmmoTH style)
+    ("math", "PoT"): "MATH_PoT",
 }
 
 ANSWER_PREFIX = "The answer is: "  # MetaMathQA's exact final line, kept for comparability

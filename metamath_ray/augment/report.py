@@ -33,7 +33,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-AUG_ORDER = ["AnsAug", "Rephrasing", "FOBAR", "SV"]
+AUG_ORDER = ["AnsAug", "Rephrasing", "FOBAR", "SV", "PoT"]
 
 
 def acceptance_rate(accepted: int, candidates: int) -> float | None:

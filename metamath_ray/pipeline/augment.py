@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
-from metamath_ray.augment import ansaug, cot, fobar, rephrase, sv
+from metamath_ray.augment import ansaug, cot, fobar, pot, rephrase, sv
 from metamath_ray.augment.base import Rejection, Variant, candidate_id, sampling_seed
 from metamath_ray.config import AugmentConfig
 from metamath_ray.seeds import load_seeds
@@ -74,7 +74,10 @@ def config_hash(cfg: AugmentConfig) -> str:
 
 
 def direct_variants(seed: dict, aug: str, max_variants: int | None) -> list[Variant]:
-    found = ansaug.variants(seed) if aug == "AnsAug" else fobar.variants(seed)
+    if aug == "PoT":
+        found = pot.variants(seed)
+    else:
+        found = ansaug.variants(seed) if aug == "AnsAug" else fobar.variants(seed)
     return found[:max_variants] if max_variants else found
 
 
@@ -97,7 +100,10 @@ def rewrite_requests(seed: dict, aug: str, cfg: AugmentConfig) -> list[dict]:
 
 
 def solve_rows(variant: Variant, seed: dict, start: int, count: int, rnd: int, cfg: AugmentConfig, chunk: int) -> list[dict]:
-    prompt = cot.solve_prompt(variant.query, variant.dataset)
+    if variant.aug == "PoT":  # the query carries the training trigger; the prompt asks for code itself
+        prompt = pot.solve_prompt(variant.original_question, variant.dataset)
+    else:
+        prompt = cot.solve_prompt(variant.query, variant.dataset)
     rows = []
     for i in range(start, start + count):
         rows.append({
@@ -110,14 +116,19 @@ def solve_rows(variant: Variant, seed: dict, start: int, count: int, rnd: int, c
     return rows
 
 
-def judge_rows(rows: list[dict], model: str, engine_key: str, prompt_version: str) -> list[dict]:
-    """Engine output rows -> candidate rows (pure; runs inside Ray workers)."""
+def judge_rows(rows: list[dict], model: str, engine_key: str, prompt_version: str,
+               pot_limits=None, pot_prompt_version: str | None = None) -> list[dict]:
+    """Engine output rows -> candidate rows (pure; runs inside Ray workers). PoT rows are programs:
+    each runs in the sandbox (a child process), which is why this must not run on the driver."""
     from metamath_ray.answers import warm_up_once
 
     warm_up_once()  # a fresh worker's first comparison must not pay sympy's import inside its budget
     out = []
     for r in rows:
-        verdict = cot.judge(r.get("generated_text") or "", r["expected"], r["dataset"])
+        if r["aug"] == "PoT":
+            verdict = pot.judge(r.get("generated_text") or "", r["expected"], r["dataset"], pot_limits)
+        else:
+            verdict = cot.judge(r.get("generated_text") or "", r["expected"], r["dataset"])
         out.append({
             "id": candidate_id(r["seed_id"], r["aug"], int(r["variant"]), int(r["sample_idx"]), engine_key),
             "seed_id": r["seed_id"], "dataset": r["dataset"], "aug": r["aug"], "stage": "solve",
@@ -127,7 +138,8 @@ def judge_rows(rows: list[dict], model: str, engine_key: str, prompt_version: st
             "accepted": verdict.accepted, "reject_reason": verdict.reject_reason, "reject_detail": None,
             "level": r.get("level", ""), "type": r.get("type", ""),
             "tokens_in": int(r.get("num_input_tokens") or 0), "tokens_out": int(r.get("num_generated_tokens") or 0),
-            "model": model, "prompt_version": prompt_version, "chunk": int(r["chunk"]),
+            "model": model, "chunk": int(r["chunk"]),
+            "prompt_version": pot_prompt_version if r["aug"] == "PoT" and pot_prompt_version else prompt_version,
         })
     return out
 
@@ -149,8 +161,10 @@ def _rows_to_columns(rows: list[dict]) -> dict:
 
 
 def generate(rows: list[dict], engine_cfg, sampling, *,
-             post: Callable[[list[dict]], list[dict]] | None = None) -> Iterable[dict]:
-    """Run `rows` through the engine (and `post` inside Ray workers); yield result rows as they stream."""
+             post: Callable[[list[dict]], list[dict]] | None = None,
+             post_concurrency: int | None = None) -> Iterable[dict]:
+    """Run `rows` through the engine (and `post` inside Ray workers, at most `post_concurrency` tasks
+    at once when set); yield result rows as they stream."""
     import ray.data
 
     from metamath_ray.engines import build_generation_stage
@@ -160,7 +174,8 @@ def generate(rows: list[dict], engine_cfg, sampling, *,
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // 16, 200)))
     ds = build_generation_stage(engine_cfg, sampling)(ds)
     if post is not None:
-        ds = ds.map_batches(lambda b: _rows_to_columns(post(_columns_to_rows(b))), batch_format="numpy")
+        ds = ds.map_batches(lambda b: _rows_to_columns(post(_columns_to_rows(b))), batch_format="numpy",
+                            concurrency=post_concurrency)
     for batch in ds.iter_batches(batch_size=256, batch_format="numpy"):
         yield from _columns_to_rows(batch)
 
@@ -234,7 +249,12 @@ class AugmentJob:
                 attempts[key] += want
             self.log(f"[augment] round {rnd}: {len(rows)} chains of thought for {len(todo)} questions")
             model, key_, pv = cfg.engine.model, self.engine_key, f"{cfg.prompt_version}/{cot.PROMPT_VERSION}"
-            solved = generate(rows, cfg.engine, self._solve_sampling(), post=lambda b: judge_rows(b, model, key_, pv))
+            pot_pv, pot_limits = f"{cfg.prompt_version}/{pot.PROMPT_VERSION}", cfg.aug.PoT.limits()
+            # Programs run in sandbox child processes: bound how many judging tasks run at once.
+            has_pot = any(r["aug"] == "PoT" for r in rows)
+            solved = generate(rows, cfg.engine, self._solve_sampling(),
+                              post=lambda b: judge_rows(b, model, key_, pv, pot_limits, pot_pv),
+                              post_concurrency=cfg.aug.PoT.sandbox_concurrency if has_pot else None)
             for cand in self._timed(f"solve round {rnd}", rows, solved):
                 results[int(cand.pop("chunk"))].append(cand)
                 if cand["accepted"]:
@@ -265,7 +285,7 @@ class AugmentJob:
 
     def _solve_sampling(self):
         s = self.cfg.sampling
-        return s.model_copy(update={"stop": list(dict.fromkeys([*s.stop, *cot.STOP]))})
+        return s.model_copy(update={"stop": list(dict.fromkeys([*s.stop, *cot.STOP, *pot.STOP]))})
 
     @staticmethod
     def _vkey(v: Variant) -> tuple:

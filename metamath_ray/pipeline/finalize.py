@@ -46,18 +46,21 @@ def clean_accepted(rows: list[dict], cfg) -> tuple[list[dict], list[dict]]:
     kept = rows
     if cfg.dedup.enabled and kept:
         # Questions: compare one representative per variant, so the K answers of one question are
-        # not duplicates of each other, but a rephrasing equal to another variant is.
+        # not duplicates of each other, but a rephrasing equal to another variant is. Programs (PoT)
+        # are compared among themselves: the same question with a CoT and a PoT answer is intended.
         reps: dict[tuple, dict] = {}
         for r in sorted(kept, key=lambda r: r["id"]):
             reps.setdefault((r["seed_id"], r["aug"], r["variant"]), r)
         aug_rank = {a: i for i, a in enumerate(AUGMENTATIONS)}
-        ordered = [
-            {**r, "id": f"{aug_rank[r['aug']]}-{r['seed_id']}-{r['variant']:05d}"}
-            for r in reps.values()
-        ]
-        _, dup_q = dedup.dedup_rows(ordered, key="query", threshold=cfg.dedup.threshold,
-                                    num_perm=cfg.dedup.num_perm, ngram=cfg.dedup.ngram)
-        dup_variants = {(r["seed_id"], r["aug"], r["variant"]): r for r in dup_q}
+        dup_variants: dict[tuple, dict] = {}
+        for programs in (False, True):
+            ordered = [
+                {**r, "id": f"{aug_rank[r['aug']]}-{r['seed_id']}-{r['variant']:05d}"}
+                for r in reps.values() if (r["aug"] == "PoT") == programs
+            ]
+            _, dup_q = dedup.dedup_rows(ordered, key="query", threshold=cfg.dedup.threshold,
+                                        num_perm=cfg.dedup.num_perm, ngram=cfg.dedup.ngram)
+            dup_variants.update({(r["seed_id"], r["aug"], r["variant"]): r for r in dup_q})
         next_kept = []
         for r in kept:
             hit = dup_variants.get((r["seed_id"], r["aug"], r["variant"]))
