@@ -28,11 +28,30 @@ def match_brace(text: str, open_index: int) -> int:
     return -1
 
 
-def command_argument(text: str, start: int) -> tuple[str, int] | None:
+def brace_pairs(text: str) -> dict[int, int]:
+    """Index of every `{` -> index of its closing `}` (balanced ones only), in one pass.
+
+    Same escape rule as `match_brace`; lets callers that look up many groups in one text stay
+    linear (a response of 10^5 unclosed `\\boxed{` would otherwise cost 10^10 steps).
+    """
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    prev = ""
+    for i, ch in enumerate(text):
+        if prev != "\\":
+            if ch == "{":
+                stack.append(i)
+            elif ch == "}" and stack:
+                pairs[stack.pop()] = i
+        prev = ch
+    return pairs
+
+
+def command_argument(text: str, start: int, pairs: dict[int, int] | None = None) -> tuple[str, int] | None:
     """The argument of a LaTeX command beginning at `start` (after the command name).
 
     Returns (argument, index after it): a braced group, or one bare token as in `\\boxed 5`
-    or `\\frac12`.
+    or `\\frac12`. `pairs`: `brace_pairs(text)` when the caller looks up many arguments.
     """
     i = start
     while i < len(text) and text[i] == " ":
@@ -40,7 +59,7 @@ def command_argument(text: str, start: int) -> tuple[str, int] | None:
     if i >= len(text):
         return None
     if text[i] == "{":
-        end = match_brace(text, i)
+        end = pairs.get(i, -1) if pairs is not None else match_brace(text, i)
         if end < 0:
             return None
         return text[i + 1 : end], end + 1
@@ -54,20 +73,28 @@ def command_argument(text: str, start: int) -> tuple[str, int] | None:
 
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_WHITESPACE = re.compile(r"\s*")
+MAX_BOXES = 50
+_BARE_TOKEN = re.compile(r"[^\s$]+")
 
 
 def boxed_contents(text: str) -> list[str]:
-    """Contents of every `\\boxed{...}` / `\\fbox{...}` (also `\\boxed 5`), in order."""
+    """Contents of every `\\boxed{...}` / `\\fbox{...}` (also `\\boxed 5`), in order.
+
+    Only the last MAX_BOXES boxes count: an answer never needs more, and thousands of nested
+    boxes would otherwise make the contents (and every caller's work) quadratic in the text.
+    """
     found = []
-    for m in _BOX_RE.finditer(text):
-        if text.startswith(" ", m.end()) and not text[m.end() :].lstrip().startswith("{"):
+    pairs = brace_pairs(text) if "{" in text else {}
+    for m in list(_BOX_RE.finditer(text))[-MAX_BOXES:]:
+        ws = _WHITESPACE.match(text, m.end()).end()  # no slicing: many boxes stay linear
+        if text.startswith(" ", m.end()) and not text.startswith("{", ws):
             # `\boxed 5`: one token up to whitespace or `$`
-            rest = text[m.end() :].lstrip()
-            token = re.match(r"[^\s$]+", rest)
+            token = _BARE_TOKEN.match(text, ws)
             if token:
                 found.append(token.group(0))
             continue
-        arg = command_argument(text, m.end())
+        arg = command_argument(text, m.end(), pairs)
         if arg is not None:
             found.append(arg[0])
     return found
