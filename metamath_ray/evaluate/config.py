@@ -47,6 +47,12 @@ class EvaluateConfig(BaseModel):
     output: str = Field("eval-output", description="local path or s3:// URI; the run goes to <output>/<run_name>")
     run_name: str = Field("eval", pattern=r"^[A-Za-z0-9._-]+$")
     model_cache_dir: str | None = Field(None, description="where s3:// checkpoints are downloaded")
+    mode: Literal["cot", "hybrid"] = Field(
+        "cot", description="hybrid: also a greedy program per question, run in the sandbox, with the CoT "
+        "answer as fallback when the program fails (MAmmoTH); reported beside CoT-only accuracy"
+    )
+    sandbox_wall_s: float = Field(10.0, gt=0, description="hybrid: wall clock per program")
+    sandbox_concurrency: int = Field(2, ge=1, description="hybrid: Ray tasks running programs at once")
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -69,6 +75,8 @@ class EvaluateConfig(BaseModel):
     def _consistent(self) -> "EvaluateConfig":
         if not self.greedy and self.k < 2:
             raise ValueError("nothing to generate: set greedy=true or k >= 2")
+        if self.mode == "hybrid" and not self.greedy:
+            raise ValueError("mode=hybrid falls back to the greedy chain of thought: set greedy=true")
         for table in (self.paths, self.max_tokens):
             stray = sorted(set(table) - set(DATASETS))
             if stray:

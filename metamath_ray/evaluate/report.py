@@ -51,6 +51,20 @@ def render_markdown(report: dict) -> str:
                     f"| {name} | pass@{kk} | {_cell(ds['pass@k']['strict'][kk])} "
                     f"| {_cell(ds['pass@k']['metamath'][kk])} |"
                 )
+    hybrid = {n: ds["hybrid"] for n, ds in report["datasets"].items() if "hybrid" in ds}
+    if hybrid:
+        lines += [
+            "", "## Hybrid decoding (program, chain-of-thought fallback)", "",
+            "Greedy; a program runs in the sandbox, and when it fails (error, limit, no printed answer) the",
+            "chain-of-thought answer is used. Accuracy in % (strict scorer; metamath in parentheses).", "",
+            "| dataset | CoT only | PoT only | hybrid | fallback to CoT | program outcomes |", "|---|---|---|---|---|---|",
+        ]
+        for name, h in hybrid.items():
+            cells = [
+                f"{_pct(h['strict'][m]['accuracy'])} ({_pct(h['metamath'][m]['accuracy'])})" for m in ("cot", "pot", "hybrid")
+            ]
+            outcomes = ", ".join(f"{k}: {v}" for k, v in h["pot_status"].items())
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {_pct(h['fallback_rate'])}% | {outcomes} |")
     for name, ds in report["datasets"].items():
         if "by_type_level" not in ds:
             continue

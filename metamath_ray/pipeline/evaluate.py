@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 METRIC_COLUMNS = [
     "dataset", "item_id", "type", "level", "decoding", "sample_idx", "extracted", "extracted_metamath",
     "correct_strict", "correct_metamath", "vote_key", "vote_key_metamath",
-    "num_input_tokens", "num_generated_tokens", "scored_at",
+    "num_input_tokens", "num_generated_tokens", "scored_at", "pot_status",
 ]
 
 
@@ -45,6 +45,7 @@ def sample_schema():
         ("extracted_metamath", pa.string()), ("correct_metamath", pa.bool_()), ("vote_key_metamath", pa.string()),
         ("num_input_tokens", pa.int64()), ("num_generated_tokens", pa.int64()),
         ("scored_at", pa.float64()),  # unix time the batch left the engine and was scored
+        ("pot_status", pa.string()),  # decoding "pot" only: ok, no_program, no_output, sandbox_<reason>
     ])
 
 
@@ -65,6 +66,11 @@ def build_requests(cfg: EvaluateConfig) -> list[dict[str, Any]]:
             }
             if cfg.greedy:
                 requests.append({**base, "decoding": "greedy", "sample_idx": 0, "sample_seed": 0})
+            if cfg.mode == "hybrid":
+                from metamath_ray.evaluate.hybrid import pot_prompt
+
+                requests.append({**base, "prompt": pot_prompt(item.question), "decoding": "pot",
+                                 "sample_idx": 0, "sample_seed": 0})
             if cfg.k > 1:
                 for idx in range(cfg.k):
                     seed = sampling_seed(cfg.sampling.seed, "eval", item.item_id, idx)
@@ -76,12 +82,18 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def score_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Engine output rows -> per-sample records with both scorers' verdicts (pure)."""
+def score_rows(rows: list[dict[str, Any]], pot_limits=None) -> list[dict[str, Any]]:
+    """Engine output rows -> per-sample records with both scorers' verdicts (pure). Rows of the
+    "pot" decoding are programs: they run in the sandbox and their printed answer is scored."""
+    from metamath_ray.evaluate.hybrid import score_program
+
     out = []
     for row in rows:
         response = row.get("generated_text") or ""
-        scores = score_response(row["kind"], response, row["gold"], row.get("gold_metamath"))
+        if row.get("decoding") == "pot":
+            scores = score_program(row["kind"], response, row["gold"], row.get("gold_metamath"), pot_limits)
+        else:
+            scores = score_response(row["kind"], response, row["gold"], row.get("gold_metamath"))
         record = {key: _plain(row.get(key)) for key in (
             "item_id", "dataset", "kind", "type", "level", "source_index", "question", "gold", "gold_metamath",
             "decoding", "sample_idx", "sample_seed", "max_tokens", "prompt",
@@ -93,7 +105,7 @@ def score_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _score_batch(batch: dict) -> Any:
+def _score_batch(batch: dict, pot_limits=None) -> Any:
     import pyarrow as pa
 
     from metamath_ray.answers import warm_up_once
@@ -102,7 +114,7 @@ def _score_batch(batch: dict) -> Any:
     n = len(batch["prompt"])
     rows = [{key: values[i] for key, values in batch.items()} for i in range(n)]
     scored_at = time.time()
-    records = [{**record, "scored_at": scored_at} for record in score_rows(rows)]
+    records = [{**record, "scored_at": scored_at} for record in score_rows(rows, pot_limits)]
     return pa.Table.from_pylist(records, schema=sample_schema())
 
 
@@ -175,6 +187,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     requests = build_requests(cfg)
     passes = [
         ("greedy", cfg.sampling.model_copy(update={"temperature": 0.0, "top_p": 1.0, "stop": stop})),
+        ("pot", cfg.sampling.model_copy(update={"temperature": 0.0, "top_p": 1.0, "stop": stop})),
         ("sample", cfg.sampling.model_copy(update={"stop": stop})),
     ]
     _ensure_ray(engine)
@@ -186,7 +199,15 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             continue
         log.info("evaluate: %d %s requests on %s (%s)", len(rows), decoding, cfg.model, engine.kind)
         generated = _generation_stage(engine, sampling)(ray.data.from_items(rows))
-        parts.append(generated.map_batches(_score_batch, batch_format="numpy", zero_copy_batch=False).materialize())
+        if decoding == "pot":  # programs run in sandbox child processes: bounded Ray tasks, never the driver
+            from metamath_ray.sandbox import SandboxLimits
+
+            scored_part = generated.map_batches(
+                _score_batch, batch_format="numpy", zero_copy_batch=False, concurrency=cfg.sandbox_concurrency,
+                fn_kwargs={"pot_limits": SandboxLimits(wall_s=cfg.sandbox_wall_s)})
+        else:
+            scored_part = generated.map_batches(_score_batch, batch_format="numpy", zero_copy_batch=False)
+        parts.append(scored_part.materialize())
     scored = parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
     wall_s = time.perf_counter() - started
 
@@ -207,7 +228,8 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         "config": cfg.model_dump(mode="json"),
         "stop": stop,
         "sources": {name: cfg.paths.get(name, "bundled") for name in cfg.datasets},
-        "datasets": {name: s for name, s in summarize(metric_rows).items()},
+        # CoT metrics from CoT rows; the program rows feed the hybrid table only
+        "datasets": {name: s for name, s in summarize([r for r in metric_rows if r["decoding"] != "pot"]).items()},
         "throughput": {
             "samples": len(metric_rows),
             "wall_s": wall_s,
@@ -223,6 +245,11 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         "versions": _versions(),
         "outputs": {"run": run_uri, "samples": samples_uri},
     }
+    if cfg.mode == "hybrid":
+        from metamath_ray.evaluate.hybrid import hybrid_summary
+
+        for name, ds in report["datasets"].items():
+            ds["hybrid"] = hybrid_summary([r for r in metric_rows if r["dataset"] == name])
     # keep the datasets in the order asked for
     report["datasets"] = {name: report["datasets"][name] for name in cfg.datasets if name in report["datasets"]}
     write_report(report, run_uri)
