@@ -87,3 +87,13 @@ def test_gsm8k_train_extract_answer_returns_gold():
     wrong = [r["answer"][-60:] for r in rows
              if not is_equivalent(extract_answer(r["answer"]) or "", extract_gsm8k_gold(r["answer"]))]
     assert wrong == []
+
+
+@pytest.fixture(autouse=True)
+def _verdicts_not_timing(monkeypatch):
+    """These tests check verdicts. A loaded CI box can stretch a 0.25 s comparison past the 0.9 s
+    per-call budget, which then (correctly, conservatively) says False; the budget itself is
+    tested in test_answers_robustness.py, so give verdict tests room here."""
+    from metamath_ray.answers import equivalence
+
+    monkeypatch.setattr(equivalence, "TIME_BUDGET_S", 10.0)
