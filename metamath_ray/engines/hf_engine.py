@@ -101,6 +101,10 @@ def build_hf_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:
 
         # Ask for GPUs only where the cluster has them (the driver may sit on a CPU-only head).
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        # Fault tolerance comes from Ray Data's actor pool (Ray 2.60: max_restarts=-1 and
+        # max_task_retries=-1 by default; map_batches' remote-args kwargs are deprecated): a
+        # crashed engine actor is restarted and its in-flight batches re-run on the new process,
+        # same rows and seeds, so the same text. tests/pipeline/test_faults.py kills one mid-run.
         return ds.map_batches(
             HFGenerator,
             fn_constructor_kwargs=dict(model_path=model_path, engine=engine, sampling=sampling),
