@@ -38,9 +38,15 @@ class LoadedSeeds:
 def _quarantine(source: str, index: int, reason: str, row: Any) -> dict:
     try:
         raw = json.dumps(row, ensure_ascii=False, default=repr)
-    except (TypeError, ValueError):
-        raw = repr(row)
-    return {"source": source, "row_index": index, "reason": reason, "raw": raw[:2000]}
+    except (TypeError, ValueError, RecursionError):
+        try:
+            raw = repr(row)
+        except RecursionError:  # nested too deeply to print: say so
+            raw = f"<{type(row).__name__} nested too deeply to show>"
+    # Lone surrogates (JSON "\\ud800") cannot be encoded as UTF-8 for the quarantine Parquet.
+    raw = raw[:2000].encode("utf-8", "backslashreplace").decode("utf-8")
+    source = str(source).encode("utf-8", "backslashreplace").decode("utf-8")
+    return {"source": source, "row_index": index, "reason": reason, "raw": raw}
 
 
 def _clean_text(value: Any, name: str) -> tuple[str | None, str | None]:
@@ -65,7 +71,9 @@ def _clean_text(value: Any, name: str) -> tuple[str | None, str | None]:
 
 
 def infer_dataset(row: dict) -> str | None:
-    if "problem" in row or "level" in row:
+    # By present values, not keys: a Parquet file mixing GSM8K and MATH rows has every column
+    # in every row (null where the row's dataset lacks it).
+    if row.get("problem") is not None or row.get("level") is not None:
         return "math"
     if "question" in row and "answer" in row:
         ans = row.get("answer")
@@ -86,7 +94,7 @@ def normalize_row(
     ds = dataset or infer_dataset(row)
     if ds not in ("gsm8k", "math"):
         return None, _quarantine(source, index, "unknown_dataset", row)
-    q_key = "question" if ds == "gsm8k" else ("problem" if "problem" in row else "question")
+    q_key = "question" if ds == "gsm8k" else ("problem" if row.get("problem") is not None or "question" not in row else "question")
     s_key = "answer" if ds == "gsm8k" else "solution"
     question, why = _clean_text(row.get(q_key), "question")
     if why:
@@ -158,6 +166,8 @@ def _parse_bytes(data: bytes, name: str, source: str) -> list[Any]:
             obj = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise SeedSourceError(f"invalid JSON in {source}: {e}") from None
+        except RecursionError:
+            raise SeedSourceError(f"invalid JSON in {source}: nested too deeply") from None
         if not isinstance(obj, list):
             raise SeedSourceError(f"{source}: a .json seed file must hold a list of objects")
         return obj
@@ -172,6 +182,8 @@ def _parse_bytes(data: bytes, name: str, source: str) -> list[Any]:
                 rows.append({"__invalid__": "invalid_utf8"})
             except json.JSONDecodeError:
                 rows.append({"__invalid__": "invalid_json"})
+            except RecursionError:  # "[[[[..." 10^5 deep: a bad row, not a crash
+                rows.append({"__invalid__": "json_too_deep"})
         return rows
     raise SeedSourceError(f"unsupported seed file type: {source} (use .jsonl, .json or .parquet)")
 

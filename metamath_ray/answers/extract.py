@@ -24,7 +24,7 @@ _GSM8K = re.compile(r"####\s*(.+)")
 _VALUE_OF = re.compile(
     r"[Tt]he value of (?:the )?(?:unknown )?(?:variable )?\$?\\?[A-Za-z](?:_\{?\w+\}?)?\$? is\s*:?\s*"
 )
-_HOPE = re.compile(r"\.?\s*I hope it is correct.*$", re.S)
+_HOPE_MARK = "I hope it is correct"
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 
@@ -50,7 +50,10 @@ def extract_gsm8k_gold(solution: str) -> str | None:
 def clean_extracted(answer: str) -> str:
     """Trim what surrounds an answer in prose: `$`, markdown bold, a trailing period."""
     s = answer.strip().replace("**", "").strip()
-    s = _HOPE.sub("", s)
+    hope = s.find(_HOPE_MARK)  # = _HOPE.sub("", s), without its quadratic backtracking on long blanks
+    if hope >= 0:
+        s = s[:hope].rstrip()
+        s = s[:-1] if s.endswith(".") else s
     for _ in range(3):
         s = s.rstrip(" .。!;:")
         if len(s) >= 2 and s[0] == "$" and s[-1] == "$":
@@ -106,9 +109,13 @@ def extract_answer(text: str) -> str | None:
     if not isinstance(text, str) or not text.strip():
         return None
     text = _CALCULATOR.sub("", text[-MAX_RESPONSE_CHARS:])
+    # Minerva's lazy match scans to the end from every "Final Answer:" that has no "I hope it is
+    # correct" after it (quadratic on hostile text): search only up to the last one.
+    hope = text.rfind(_HOPE_MARK)
+    minerva_text = text[: hope + len(_HOPE_MARK)] if hope >= 0 else ""
     markers = [
         (_last_start(_ANSWER_IS, text), 4, "answer_is"),
-        (_last_start(_MINERVA, text), 3, "minerva"),
+        (_last_start(_MINERVA, minerva_text), 3, "minerva"),
         (_last_start(_BOX_START, text), 2, "boxed"),
         (_last_start(_GSM8K, text), 1, "gsm8k"),
     ]
@@ -117,7 +124,7 @@ def extract_answer(text: str) -> str | None:
         if kind == "answer_is":
             found = _after_last(_ANSWER_IS, text)
         elif kind == "minerva":
-            found = _MINERVA.findall(text)[-1]
+            found = _MINERVA.findall(minerva_text)[-1]
         elif kind == "boxed":
             return extract_boxed(text)
         else:
