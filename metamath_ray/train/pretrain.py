@@ -31,6 +31,10 @@ from metamath_ray.train.config import PretrainSource, TrainConfig
 
 TEXT_SUFFIXES = (".parquet", ".jsonl", ".json")
 TOKENIZE_BATCH = 256  # documents per tokenizer call
+# Pretraining is one endless epoch: the loop's position is then simply the global step, so a run
+# re-submitted with a larger max_steps continues the data stream where it stopped instead of
+# starting a new "epoch" from the first sequence. max_steps ends the run.
+ENDLESS_EPOCH_STEPS = 10**12
 
 
 # ---------------------------------------------------------------- pure pieces
@@ -290,7 +294,7 @@ def _reduce(values: list[int], op: str) -> list[int]:
 
 
 def plan_pretrain(cfg: TrainConfig) -> dict[str, Any]:
-    """Driver-side check and plan: every source has readable files; steps come from max_steps."""
+    """Driver-side check and plan: every source has readable files; the length is max_steps."""
     sources = []
     weight_sum = sum(s.weight for s in cfg.pretrain.resolved_sources(cfg.data))
     for s in cfg.pretrain.resolved_sources(cfg.data):
@@ -299,7 +303,8 @@ def plan_pretrain(cfg: TrainConfig) -> dict[str, Any]:
     sequences = cfg.max_steps * cfg.global_batch_size
     return {
         "objective": "pretrain",
-        "steps_per_epoch": cfg.max_steps,
+        "steps_per_epoch": ENDLESS_EPOCH_STEPS,
+        "epochs_planned_steps": None,  # no epochs: the mixture repeats sources as needed
         "planned_sequences": sequences,
         "planned_tokens": sequences * cfg.max_length,
         "mixture_plan": sources,

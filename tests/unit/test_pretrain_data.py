@@ -201,7 +201,7 @@ def test_empty_source_fails_instead_of_looping(tmp_path):
 
 def test_plan_pretrain(tmp_path, sources):
     planned = plan_pretrain(_cfg(tmp_path, sources, max_steps=20, global_batch_size=4, micro_batch_size=2))
-    assert planned["steps_per_epoch"] == 20
+    assert planned["steps_per_epoch"] > 10**9  # one endless epoch; max_steps ends the run
     assert planned["planned_tokens"] == 20 * 4 * 32
     assert [(s["name"], s["files"]) for s in planned["mixture_plan"]] == [("arxiv", 2), ("web", 1), ("code", 1)]
     assert sum(s["target_share"] for s in planned["mixture_plan"]) == pytest.approx(1.0)
