@@ -51,6 +51,9 @@ class WorkerIO(Protocol):
     def publish_model(self, local_dir: Path) -> str:
         """Copy the exported model folder into the run output; returns its URI."""
 
+    def record_attempt(self, resumed_from_step: int) -> list[dict]:
+        """Append this attempt (the step it starts from) to the run's attempt history; return it all."""
+
 
 def _disable_cpu_shm_comm() -> None:
     # DeepSpeed JIT-compiles a shared-memory allreduce kernel on first CPU use (~2 min); it only speeds
@@ -124,6 +127,9 @@ def run_worker(cfg: TrainConfig, io: WorkerIO, *, steps_per_epoch: int) -> dict:
     resumed_from = state["step"]
     if rank == 0 and resumed_from:
         print(f"[train] resumed from step {resumed_from} (epoch {state['epoch']})", flush=True)
+    # Every start of the loop (first run, re-submit, worker-failure restart) is kept in attempts.jsonl,
+    # so restarts are visible in the run's own data, not only in logs.
+    attempts = io.record_attempt(resumed_from) if rank == 0 else []
 
     accum = ds_config["gradient_accumulation_steps"]
     pad_id = tokenizer.pad_token_id
@@ -207,6 +213,7 @@ def run_worker(cfg: TrainConfig, io: WorkerIO, *, steps_per_epoch: int) -> dict:
         "steps_per_epoch": steps_per_epoch,
         "epochs_planned_steps": epochs_total,
         "resumed_from_step": resumed_from,
+        "attempts": attempts,
         "tokens_seen": tokens_seen,
         "tokens_per_s": run_tokens / run_time if run_time else 0.0,
         "final_loss": log.records[-1]["loss"] if log.records else None,

@@ -8,6 +8,7 @@ Run output under `<output>/<run_name>/`:
   train_log.jsonl           one record per optimizer step: loss, lr, tokens/s, MFU
   dropped.jsonl             examples left out, each with its reason (never truncated)
   train_summary.json        what `run_train` returns
+  attempts.jsonl            one line per start of the loop (first run, re-submit, worker restart)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from metamath_ray.train.metrics import StepLog
 RAY_RUN_NAME = "ray_train"
 LOG_FILE, SUMMARY_FILE, DROPPED_FILE, MODEL_DIR = "train_log.jsonl", "train_summary.json", "dropped.jsonl", "model"
 WORKER_SUMMARY_FILE = "worker_summary.json"
+ATTEMPTS_FILE = "attempts.jsonl"  # one line per start of the training loop: where it resumed from
 
 
 # ---------------------------------------------------------------- planning (driver side, pure)
@@ -107,6 +109,14 @@ class _RunFiles:
     def _write_log(self, step_log: StepLog | None) -> None:
         if step_log is not None:
             tio.write_text(join_uri(self.cfg.run_uri, LOG_FILE), step_log.to_jsonl())
+
+    def record_attempt(self, resumed_from_step: int) -> list[dict]:
+        uri = join_uri(self.cfg.run_uri, ATTEMPTS_FILE)
+        text = tio.read_text(uri) or ""
+        attempts = [json.loads(line) for line in text.splitlines() if line.strip()]
+        attempts.append({"attempt": len(attempts) + 1, "resumed_from_step": resumed_from_step, "started_at": time.time()})
+        tio.write_text(uri, "".join(json.dumps(a) + "\n" for a in attempts))
+        return attempts
 
     def publish_model(self, local_dir: Path) -> str:
         uri = join_uri(self.cfg.run_uri, MODEL_DIR)
