@@ -23,6 +23,10 @@ M = TypeVar("M", bound=BaseModel)
 class ConfigError(ValueError):
     """A bad config file, key, type or value; the message is one line."""
 
+    def __init__(self, message: str) -> None:
+        # user text (keys, values, paths) may hold line breaks: keep the message on one line
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
+
 
 class RayConfig(BaseModel):
     """Where the job runs. `address: null` starts a local Ray bound to 127.0.0.1 only."""
@@ -228,8 +232,10 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {item!r} has an empty key part")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: a 5000-digit int, a date like 2001-13-45
         value = raw
+    except RecursionError:
+        raise ConfigError(f"override {key.strip()!r}: value nested too deeply") from None
     return parts, value
 
 
@@ -258,6 +264,12 @@ def read_yaml(path: str | os.PathLike) -> dict:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"invalid YAML in {path}{where}: {getattr(e, 'problem', e)}") from None
+    except RecursionError:
+        raise ConfigError(f"invalid YAML in {path}: nested too deeply") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text: {e.reason} at byte {e.start}") from None
+    except ValueError as e:  # a scalar YAML cannot build: a 5000-digit int, a date like 2001-13-45
+        raise ConfigError(f"invalid value in {path}: {str(e).splitlines()[0] if str(e) else 'bad scalar'}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
