@@ -293,6 +293,20 @@ def _reduce(values: list[int], op: str) -> list[int]:
     return [int(x) for x in t.tolist()]
 
 
+def with_absolute_sources(cfg: TrainConfig) -> TrainConfig:
+    """Local source paths made absolute on the driver: Ray Train workers do not run in the
+    driver's working directory, so a relative path there names nothing."""
+    import os
+
+    def fix(path: str | None) -> str | None:
+        return path if path is None or "://" in path else os.path.abspath(path)
+
+    sources = [s.model_copy(update={"path": fix(s.path)}) for s in cfg.pretrain.sources]
+    return cfg.model_copy(update={
+        "data": fix(cfg.data), "pretrain": cfg.pretrain.model_copy(update={"sources": sources}),
+    })
+
+
 def plan_pretrain(cfg: TrainConfig) -> dict[str, Any]:
     """Driver-side check and plan: every source has readable files; the length is max_steps."""
     sources = []

@@ -223,8 +223,9 @@ def run_train(cfg: TrainConfig) -> dict:
     start = time.perf_counter()
     _ensure_ray()
     if cfg.objective == "pretrain":  # workers read the raw text themselves (train/pretrain.py)
-        from metamath_ray.train.pretrain import plan_pretrain
+        from metamath_ray.train.pretrain import plan_pretrain, with_absolute_sources
 
+        cfg = with_absolute_sources(cfg)
         datasets, planned = None, plan_pretrain(cfg)
     else:
         kept, stats_rows = _ray_dataset(cfg)

@@ -97,3 +97,13 @@ def test_llemma_job_mirrors_the_recipe():
     assert cfg.global_batch_size * cfg.max_length == 4 * 1024 * 1024
     weights = {s.name: s.weight for s in cfg.pretrain.resolved_sources(cfg.data)}
     assert weights == {"arxiv": 2, "open-web-math": 4, "algebraic-stack": 1}
+
+
+def test_relative_local_sources_become_absolute_for_workers(tmp_path, monkeypatch):
+    from metamath_ray.train.pretrain import with_absolute_sources
+
+    monkeypatch.chdir(tmp_path)
+    cfg = with_absolute_sources(_load(tmp_path, GOOD.replace("s3://b/arxiv", "corpus/arxiv")))
+    assert [s.path for s in cfg.pretrain.sources] == [str(tmp_path / "corpus/arxiv"), "s3://b/owm"]
+    one = with_absolute_sources(TrainConfig(objective="pretrain", data="x.jsonl", output="o", max_steps=1))
+    assert one.data == str(tmp_path / "x.jsonl")
