@@ -143,9 +143,21 @@ class RunStore:
         self.fs, base = resolve_filesystem(self.output, endpoint_url=endpoint_url)
         self.root = join(base, run_name)
         self.uri = join(self.output, run_name)
+        self._local = isinstance(self.fs, pafs.LocalFileSystem)
+        if self._local:
+            # The output root may itself be a symlink (a big disk); nothing below it may lead out.
+            self._real_root = os.path.join(os.path.realpath(base), run_name)
+            self._inside(self.root)
+
+    def _inside(self, path: str) -> str:
+        real = os.path.realpath(path)
+        if real != self._real_root and not real.startswith(self._real_root + os.sep):
+            raise StorageError(f"{path} resolves to {real}, outside the run folder {self._real_root} (a symlink?)")
+        return path
 
     def path(self, rel: str) -> str:
-        return join(self.root, rel)
+        p = join(self.root, rel)
+        return self._inside(p) if self._local else p
 
     def exists(self, rel: str) -> bool:
         return exists(self.fs, self.path(rel))
@@ -198,6 +210,15 @@ class RunStore:
             and not i.path.rsplit("/", 1)[1].startswith(".")
         )
         return [f"{rel_dir.strip('/')}/{n}" for n in names]
+
+
+def check_run_name(name: str) -> str:
+    """`validate_run_name` for pydantic validators: ValueError with the same one-line message."""
+    try:
+        validate_run_name(name)
+    except StorageError as e:
+        raise ValueError(str(e)) from None
+    return name
 
 
 def validate_run_name(name: str) -> None:

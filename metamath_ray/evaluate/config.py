@@ -46,6 +46,13 @@ class EvaluateConfig(BaseModel):
     )
     output: str = Field("eval-output", description="local path or s3:// URI; the run goes to <output>/<run_name>")
     run_name: str = Field("eval", pattern=r"^[A-Za-z0-9._-]+$")
+
+    @field_validator("run_name")
+    @classmethod
+    def _safe_run_name(cls, value: str) -> str:
+        from metamath_ray.storage import check_run_name
+
+        return check_run_name(value)
     model_cache_dir: str | None = Field(None, description="where s3:// checkpoints are downloaded")
     mode: Literal["cot", "hybrid"] = Field(
         "cot", description="hybrid: also a greedy program per question, run in the sandbox, with the CoT "

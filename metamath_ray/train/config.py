@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from metamath_ray.templates import TemplateVariant
 
@@ -94,6 +94,13 @@ class TrainConfig(BaseModel):
     data: str | None = None
     output: str  # local path or s3:// URI; the run lives in <output>/<run_name>/
     run_name: str = "train"
+
+    @field_validator("run_name")
+    @classmethod
+    def _safe_run_name(cls, value: str) -> str:
+        from metamath_ray.storage import check_run_name
+
+        return check_run_name(value)
 
     # Cluster
     num_workers: int = Field(1, ge=1)
