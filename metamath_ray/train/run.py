@@ -213,6 +213,20 @@ def _ray_dataset(cfg: TrainConfig):
     return kept, rows
 
 
+def with_absolute_local_paths(cfg: TrainConfig) -> TrainConfig:
+    """Local `output`, `data` and model folder made absolute on the driver: Ray Train workers do not
+    run in the driver's working directory, so a relative path would name a different folder there."""
+    def absolute(path: str | None, must_exist: bool = False) -> str | None:
+        if not path or "://" in path or path == "tiny" or os.path.isabs(path):
+            return path
+        if must_exist and not os.path.exists(path):
+            return path  # a hub id such as meta-llama/Llama-2-7b-hf
+        return os.path.abspath(path)
+
+    return cfg.model_copy(update={"output": absolute(cfg.output), "data": absolute(cfg.data),
+                                  "model": absolute(cfg.model, must_exist=True)})
+
+
 def run_train(cfg: TrainConfig) -> dict:
     """Fine-tune with Ray Train (TorchTrainer, DeepSpeed ZeRO in each worker).
 
@@ -222,6 +236,7 @@ def run_train(cfg: TrainConfig) -> dict:
 
     start = time.perf_counter()
     _ensure_ray()
+    cfg = with_absolute_local_paths(cfg)
     if cfg.objective == "pretrain":  # workers read the raw text themselves (train/pretrain.py)
         from metamath_ray.train.pretrain import plan_pretrain, with_absolute_sources
 

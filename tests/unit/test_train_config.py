@@ -81,3 +81,20 @@ def test_plan_refuses_too_little_data():
     cfg = TrainConfig(data="d", output="o", global_batch_size=8, micro_batch_size=2)
     with pytest.raises(ValueError, match="not enough training data"):
         plan(cfg, _rows([10] * 7))
+
+
+def test_local_paths_become_absolute_for_ray_workers(tmp_path, monkeypatch):
+    """Ray Train workers run elsewhere: relative local paths are resolved on the driver."""
+    import os
+
+    from metamath_ray.train.run import with_absolute_local_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my-model").mkdir()
+    cfg = TrainConfig(model="my-model", data="aug/run1", output="demo-output", run_name="r")
+    out = with_absolute_local_paths(cfg)
+    assert out.output == os.path.join(str(tmp_path), "demo-output")
+    assert out.data == os.path.join(str(tmp_path), "aug/run1")
+    assert out.model == os.path.join(str(tmp_path), "my-model")
+    hub = with_absolute_local_paths(TrainConfig(model="meta-llama/Llama-2-7b-hf", data="s3://b/d", output="s3://b/o"))
+    assert (hub.model, hub.data, hub.output) == ("meta-llama/Llama-2-7b-hf", "s3://b/d", "s3://b/o")
