@@ -180,6 +180,9 @@ def test_engine_actor_killed_mid_augment(baseline, seed_file, tmp_path):
     # Retried batches regenerate identically (per-request seeds): not only the ids, the text too.
     changed = [i for i, r in records.items() if r["response"] != baseline[i]["response"]]
     assert not changed, f"{len(changed)} responses differ from the uninterrupted run"
+    print(f"engine actor pid {killer.killed['pid']} SIGKILLed after {killer.killed['busy_cpu_s']:.2f} s of "
+          f"generation; restarts {actor['NumRestarts']}; {len(records)} records = baseline {len(baseline)}, "
+          f"0 lost, 0 duplicated, 0 responses changed")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,4 +235,6 @@ def test_driver_killed_mid_run_then_resumed(baseline, seed_file, tmp_path):
     after = _shards(run_dir / "candidates")
     assert {k: after[k] for k in committed} == committed, "a committed shard was rewritten"
     assert len(after) == N_SEEDS
-    _check_complete(RunStore(str(out), RUN), baseline)
+    records = _check_complete(RunStore(str(out), RUN), baseline)
+    print(f"driver SIGKILLed with {len(committed)} of {N_SEEDS} shards committed; rerun left them unchanged; "
+          f"{len(records)} records = baseline {len(baseline)}, 0 lost, 0 duplicated")
