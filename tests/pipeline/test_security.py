@@ -263,7 +263,15 @@ def _session_processes():
 
 
 def _is_loopback(ip: str) -> bool:
-    return ipaddress.ip_address(ip.split("%")[0]).is_loopback
+    addr = ipaddress.ip_address(ip.split("%")[0])
+    # gRPC binds IPv6 sockets with IPv4-mapped addresses: ::ffff:127.0.0.1 is loopback too
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return (mapped or addr).is_loopback
+
+
+def test_loopback_check_itself():
+    assert all(map(_is_loopback, ["127.0.0.1", "::1", "::ffff:127.0.0.1", "127.0.0.53"]))
+    assert not any(map(_is_loopback, ["0.0.0.0", "::", "::ffff:0.0.0.0", "10.0.0.5", "::ffff:10.0.0.5", "fe80::1%eth0"]))
 
 
 @pytest.mark.pipeline
@@ -304,10 +312,28 @@ def test_local_ray_listens_on_loopback_only(secret_ray, tmp_path):
                 exposed.append(entry)
     assert len(listening) >= 3, listening  # GCS, raylet, object manager at least
     assert exposed == [], f"listening beyond loopback: {exposed}"
-    # no dashboard (the job API executes code for whoever reaches it)
-    assert not any("dashboard/dashboard.py" in " ".join(p.cmdline()) for p in procs)
+    # No dashboard HTTP server and no job API on any port (they execute code for whoever reaches
+    # them). Ray may still run its dashboard process for internal modules, without HTTP.
     import socket
 
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", 8265)) != 0, "something answers on the dashboard port"
+    answering = [entry for entry in listening if " " in entry and _answers_http(entry.rsplit(":", 1)[1])]
+    assert answering == [], f"HTTP served by the local Ray session: {answering}"
     ray.kill(probe)
+
+
+def _answers_http(port: str) -> bool:
+    """True when Ray's dashboard HTTP server (and so its job API) answers on 127.0.0.1:port."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=3)
+    try:
+        conn.request("GET", "/api/version")
+        resp = conn.getresponse()
+        # the dashboard's answer; a Prometheus metrics exporter (read-only) answers 404 here
+        return resp.status == 200 and b"ray_version" in resp.read(4096)
+    except (OSError, http.client.HTTPException):
+        return False  # gRPC and object-manager ports do not speak HTTP/1.1
+    finally:
+        conn.close()

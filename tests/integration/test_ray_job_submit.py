@@ -1,0 +1,161 @@
+"""`ray job submit` for real: a local Ray head on 127.0.0.1, the demo submitted as a job.
+
+Starts `ray start --head` bound to loopback (dashboard included: the job API lives there) with a
+private temp dir, submits `metamath-ray demo --stages augment --engine hf` with the repository as
+`--working-dir` exactly as the README tells users, waits for SUCCEEDED, reads the job's logs and
+checks the run's manifest. The product must join the job's cluster (RAY_ADDRESS), not start a
+second Ray. Teardown ends only the processes of this head (found by its private temp dir), never
+other Ray sessions on the machine (`ray stop` would stop every Ray of this user).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+JOB_TIMEOUT_S = 1200
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray_bin() -> str:
+    path = Path(sys.executable).with_name("ray")
+    return str(path) if path.exists() else "ray"
+
+
+def _head_processes(temp_dir: str):
+    """Every process of the head started with `temp_dir`, with all their descendants."""
+    import psutil
+
+    found = {}
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if any(temp_dir in arg for arg in (p.info["cmdline"] or [])):
+                found[p.pid] = p
+                for c in p.children(recursive=True):
+                    found[c.pid] = c
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return list(found.values())
+
+
+def _stop_head(temp_dir: str) -> None:
+    import psutil
+
+    procs = _head_processes(temp_dir)
+    for p in procs:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=15)
+    for p in alive:  # kill fallback
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=10)
+
+
+@pytest.fixture()
+def ray_head(tmp_path):
+    """A Ray head on 127.0.0.1 with the dashboard (and its job API) on loopback only."""
+    # short private temp dir: Ray's unix socket paths must stay under 107 characters
+    temp_dir = tempfile.mkdtemp(prefix="mmjob-", dir="/tmp")
+    gcs_port, dash_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    env.pop("RAY_ADDRESS", None)
+    cmd = [
+        _ray_bin(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
+        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash_port}",
+        f"--temp-dir={temp_dir}", "--num-cpus=2", "--num-gpus=0", "--disable-usage-stats",
+    ]
+    try:
+        start = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+        assert start.returncode == 0, f"ray start failed:\n{start.stdout}\n{start.stderr}"
+        address = f"http://127.0.0.1:{dash_port}"
+        _wait_for_job_api(address)
+        yield {"address": address, "env": env, "temp_dir": temp_dir, "gcs": f"127.0.0.1:{gcs_port}"}
+    finally:
+        _stop_head(temp_dir)
+        assert not _head_processes(temp_dir), "Ray head processes survived teardown"
+        subprocess.run(["rm", "-rf", temp_dir], check=False)
+
+
+def _wait_for_job_api(address: str, timeout: float = 120) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    deadline, last = time.time() + timeout, None
+    while time.time() < deadline:
+        try:
+            JobSubmissionClient(address).list_jobs()
+            return
+        except Exception as e:  # noqa: BLE001 - the dashboard agent is still starting
+            last = e
+            time.sleep(2)
+    raise AssertionError(f"job API at {address} not up after {timeout} s: {last}")
+
+
+def test_demo_as_a_ray_job(ray_head, tmp_path):
+    from ray.job_submission import JobSubmissionClient
+
+    out = tmp_path / "demo-out"
+    sub_id = f"mm-demo-{uuid.uuid4().hex[:8]}"
+    submit = subprocess.run(
+        [_ray_bin(), "job", "submit", "--address", ray_head["address"], "--submission-id", sub_id,
+         "--working-dir", str(REPO), "--no-wait", "--",
+         "metamath-ray", "demo", "--output", str(out), "--stages", "augment", "--engine", "hf"],
+        env=ray_head["env"], capture_output=True, text=True, timeout=300,
+    )
+    assert submit.returncode == 0, f"ray job submit failed:\n{submit.stdout}\n{submit.stderr}"
+
+    client = JobSubmissionClient(ray_head["address"])
+    deadline, status = time.time() + JOB_TIMEOUT_S, None
+    while time.time() < deadline:
+        status = str(client.get_job_status(sub_id)).split(".")[-1]
+        if status in TERMINAL:
+            break
+        time.sleep(5)
+    logs = client.get_job_logs(sub_id)
+    if status not in TERMINAL:
+        client.stop_job(sub_id)
+    assert status == "SUCCEEDED", f"job ended {status}; last logs:\n{logs[-4000:]}"
+
+    # the job's logs: the demo's own lines, and it joined the job's cluster instead of starting one
+    assert "[demo] 1/3 augment" in logs and "[demo] done in" in logs, logs[-4000:]
+    assert "Started a local Ray instance" not in logs, "the job started its own Ray instead of joining"
+    info = client.get_job_info(sub_id)
+    assert info.driver_info is not None, "no driver registered with the job's cluster"
+    assert info.runtime_env.get("working_dir", "").startswith("gcs://"), info.runtime_env
+
+    # the run's outputs
+    run = out / "augment"
+    manifest = json.loads((run / "manifest.json").read_text())
+    stats = json.loads((run / "stats.json").read_text())
+    assert manifest["shards"] and stats["seeds"]["rows_read"] == stats["seeds"]["processed"] + stats["seeds"]["quarantined"]
+    assert stats["seeds"]["processed"] > 0
+    for shard in manifest["shards"]:
+        assert (run / shard["path"]).is_file(), shard
+    assert (run / "metamathqa.json").is_file()
