@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -75,17 +76,31 @@ def _stop_head(temp_dir: str) -> None:
     psutil.wait_procs(alive, timeout=10)
 
 
+def _refresh_ray_auth_config() -> None:
+    # Ray caches RAY_AUTH_MODE in its C++ config when it is first used; re-read it (as Ray itself
+    # does when ray.init() turns token auth on) so this process's job client follows the env.
+    from ray._raylet import Config
+
+    Config.initialize("")
+
+
 @pytest.fixture()
-def ray_head(tmp_path):
-    """A Ray head on 127.0.0.1 with the dashboard (and its job API) on loopback only."""
+def ray_head(tmp_path, monkeypatch):
+    """A Ray head on 127.0.0.1 with the dashboard (and its job API) on loopback only, with token
+    authentication on and a private token (never the machine's ~/.ray/auth_token)."""
     # short private temp dir: Ray's unix socket paths must stay under 107 characters
     temp_dir = tempfile.mkdtemp(prefix="mmjob-", dir="/tmp")
     gcs_port, dash_port = _free_port(), _free_port()
+    token = secrets.token_hex(32)
     env = {
         **os.environ,
         "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
     }
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", token)
+    _refresh_ray_auth_config()
     env.pop("RAY_ADDRESS", None)
     cmd = [
         _ray_bin(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
@@ -100,6 +115,9 @@ def ray_head(tmp_path):
         yield {"address": address, "env": env, "temp_dir": temp_dir, "gcs": f"127.0.0.1:{gcs_port}"}
     finally:
         _stop_head(temp_dir)
+        monkeypatch.delenv("RAY_AUTH_MODE")
+        monkeypatch.delenv("RAY_AUTH_TOKEN")
+        _refresh_ray_auth_config()  # later tests start their own local Ray with Ray's defaults
         assert not _head_processes(temp_dir), "Ray head processes survived teardown"
         subprocess.run(["rm", "-rf", temp_dir], check=False)
 
