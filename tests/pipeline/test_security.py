@@ -186,6 +186,8 @@ def secret_ray(s3_server, tmp_path_factory):
 
     from metamath_ray.ray_setup import init_ray
 
+    # what this (pytest) process already listened on before Ray: not the product's local mode
+    _PRE_RAY_LISTENERS.update(_listeners(_session_processes()[:1]))
     saved = {k: os.environ.get(k) for k in [*PLANTED, "AWS_ENDPOINT_URL", "AWS_REGION"]}
     os.environ.update(PLANTED)
     os.environ.update({"AWS_ENDPOINT_URL": s3_server, "AWS_REGION": "us-east-1"})
@@ -262,6 +264,25 @@ def _session_processes():
     return [p for p in procs if p.is_running()]
 
 
+_PRE_RAY_LISTENERS: set = set()
+
+
+def _listeners(procs) -> set:
+    """(pid, ip, port) of every listening TCP socket and bound UDP socket of `procs`."""
+    import psutil
+
+    out = set()
+    for p in procs:
+        try:
+            conns = p.net_connections(kind="inet") if hasattr(p, "net_connections") else p.connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        for c in conns:
+            if c.status == psutil.CONN_LISTEN or (c.type == 2 and c.laddr):
+                out.add((p.pid, c.laddr.ip, c.laddr.port))
+    return out
+
+
 def _is_loopback(ip: str) -> bool:
     addr = ipaddress.ip_address(ip.split("%")[0])
     # gRPC binds IPv6 sockets with IPv4-mapped addresses: ::ffff:127.0.0.1 is loopback too
@@ -306,6 +327,8 @@ def test_local_ray_listens_on_loopback_only(secret_ray, tmp_path):
             is_listen = c.status == psutil.CONN_LISTEN or (c.type == 2 and c.laddr)  # TCP LISTEN or bound UDP
             if not is_listen:
                 continue
+            if (p.pid, c.laddr.ip, c.laddr.port) in _PRE_RAY_LISTENERS:
+                continue  # opened by earlier tests in this pytest process, before Ray started
             entry = f"{p.name()}[{p.pid}] {c.laddr.ip}:{c.laddr.port}"
             listening.append(entry)
             if not _is_loopback(c.laddr.ip):
