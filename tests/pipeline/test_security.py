@@ -297,7 +297,6 @@ def test_loopback_check_itself():
 
 @pytest.mark.pipeline
 def test_local_ray_listens_on_loopback_only(secret_ray, tmp_path):
-    import psutil
     import ray
 
     from metamath_ray.pipeline.augment import run_augment
@@ -317,22 +316,10 @@ def test_local_ray_listens_on_loopback_only(secret_ray, tmp_path):
     procs = _session_processes()
     names = " ".join(" ".join(p.cmdline()) for p in procs)
     assert "gcs_server" in names and "raylet" in names, "not looking at the Ray session's processes"
-    listening, exposed = [], []
-    for p in procs:
-        try:
-            conns = p.net_connections(kind="inet") if hasattr(p, "net_connections") else p.connections(kind="inet")
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        for c in conns:
-            is_listen = c.status == psutil.CONN_LISTEN or (c.type == 2 and c.laddr)  # TCP LISTEN or bound UDP
-            if not is_listen:
-                continue
-            if (p.pid, c.laddr.ip, c.laddr.port) in _PRE_RAY_LISTENERS:
-                continue  # opened by earlier tests in this pytest process, before Ray started
-            entry = f"{p.name()}[{p.pid}] {c.laddr.ip}:{c.laddr.port}"
-            listening.append(entry)
-            if not _is_loopback(c.laddr.ip):
-                exposed.append(entry)
+    # sockets the pytest process opened before Ray (earlier in-process tests) are not local mode's
+    found = sorted(_listeners(procs) - _PRE_RAY_LISTENERS)
+    listening = [f"pid {pid} {ip}:{port}" for pid, ip, port in found]
+    exposed = [entry for entry, (_, ip, _) in zip(listening, found) if not _is_loopback(ip)]
     assert len(listening) >= 3, listening  # GCS, raylet, object manager at least
     assert exposed == [], f"listening beyond loopback: {exposed}"
     # No dashboard HTTP server and no job API on any port (they execute code for whoever reaches
