@@ -79,9 +79,11 @@ def _stop_head(temp_dir: str) -> None:
 def _refresh_ray_auth_config() -> None:
     # Ray caches RAY_AUTH_MODE in its C++ config when it is first used; re-read it (as Ray itself
     # does when ray.init() turns token auth on) so this process's job client follows the env.
-    from ray._raylet import Config
+    # Its token loader caches the token too: drop it, so no other Ray in this process gets ours.
+    from ray._raylet import AuthenticationTokenLoader, Config
 
     Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 @pytest.fixture()
