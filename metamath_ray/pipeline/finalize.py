@@ -194,9 +194,10 @@ def finalize(job, loaded, n_chunks: int, wall_start: float) -> dict:
     stats = build_stats(candidates, kept, dropped, loaded, n_chunks, time.time() - wall_start, cfg)
     stats["export"] = {"records": len(records), "by_type": dict(Counter(r["type"] for r in records))}
     # This invocation's generation passes (a resumed run lists only the chunks it generated).
-    gen_s = sum(p["seconds"] for p in getattr(job, "timings", []))
-    stats["timing"] = {"passes": list(getattr(job, "timings", [])), "generation_s": round(gen_s, 2),
-                       "to_first_result_s": round(sum(p["to_first_result_s"] for p in getattr(job, "timings", [])), 2),
+    passes = job.timings
+    gen_s = sum(p["seconds"] for p in passes)
+    stats["timing"] = {"passes": passes, "generation_s": round(gen_s, 2),
+                       "to_first_result_s": round(sum(p["to_first_result_s"] for p in passes), 2),
                        "other_s": round(time.time() - wall_start - gen_s, 2)}
     _check_accounting(stats, candidates, kept, rejected, loaded)
     store.write_json("stats.json", stats)
