@@ -87,7 +87,7 @@ def _refresh_ray_auth_config() -> None:
 
 
 @pytest.fixture()
-def ray_head(tmp_path, monkeypatch):
+def ray_head(tmp_path):
     """A Ray head on 127.0.0.1 with the dashboard (and its job API) on loopback only, with token
     authentication on and a private token (never the machine's ~/.ray/auth_token)."""
     # short private temp dir: Ray's unix socket paths must stay under 107 characters
@@ -100,8 +100,11 @@ def ray_head(tmp_path, monkeypatch):
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
     }
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", token)
+    # This process's job client needs the token too. Save what was there: an earlier local
+    # ray.init() in this process may have set RAY_AUTH_MODE=token (Ray's default for new local
+    # clusters), and later tests must get exactly that back, with Ray's cached config to match.
+    saved_env = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
     _refresh_ray_auth_config()
     env.pop("RAY_ADDRESS", None)
     cmd = [
@@ -117,9 +120,12 @@ def ray_head(tmp_path, monkeypatch):
         yield {"address": address, "env": env, "temp_dir": temp_dir, "gcs": f"127.0.0.1:{gcs_port}"}
     finally:
         _stop_head(temp_dir)
-        monkeypatch.delenv("RAY_AUTH_MODE")
-        monkeypatch.delenv("RAY_AUTH_TOKEN")
-        _refresh_ray_auth_config()  # later tests start their own local Ray with Ray's defaults
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _refresh_ray_auth_config()  # later tests start their own local Ray as before this one
         assert not _head_processes(temp_dir), "Ray head processes survived teardown"
         subprocess.run(["rm", "-rf", temp_dir], check=False)
 
