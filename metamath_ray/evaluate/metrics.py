@@ -17,7 +17,8 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))
+    # The interval always holds p; at 0% and 100% rounding can put a bound a hair past it.
+    return (min(p, max(0.0, center - half)), max(p, min(1.0, center + half)))
 
 
 def proportion(successes: int, n: int) -> dict:

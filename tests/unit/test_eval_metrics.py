@@ -72,6 +72,23 @@ def test_wilson_interval_known_values(successes, n, lo, hi):
     assert got[0] == pytest.approx(lo, abs=1e-4) and got[1] == pytest.approx(hi, abs=1e-4)
 
 
+@pytest.mark.parametrize("n", [1, 3, 7, 10, 12, 20, 99, 500, 1319, 5000])
+def test_wilson_interval_always_holds_the_accuracy(n):
+    # at 0% and 100% floating rounding used to put a bound past p (a negative plot error bar)
+    for successes in range(n + 1):
+        lo, hi = wilson_interval(successes, n)
+        assert 0.0 <= lo <= successes / n <= hi <= 1.0, (successes, n, lo, hi)
+
+
+def test_accuracy_plot_renders_at_zero_and_full_accuracy():
+    from metamath_ray.evaluate.report import render_plots
+
+    datasets = {name: {"greedy": {"strict": proportion(s, 12), "metamath": proportion(s, 12)}}
+                for name, s in (("gsm8k", 0), ("math500", 12))}
+    plots = render_plots({"run_name": "r", "datasets": datasets})
+    assert plots["accuracy.png"].startswith(b"\x89PNG")
+
+
 def test_proportion_and_mean_interval():
     entry = proportion(3, 4)
     assert entry["accuracy"] == 0.75 and entry["correct"] == 3 and entry["n"] == 4
