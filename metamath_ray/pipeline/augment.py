@@ -43,10 +43,6 @@ QUARANTINE_SCHEMA = pa.schema([
 ])
 
 REWRITE_AUGS = {"Rephrasing": rephrase, "SV": sv}
-# Chunks generated per Ray Data pass: more amortises engine start-up, fewer loses less on a crash.
-CHUNKS_PER_WAVE = 16
-
-
 def _cell(value: Any, typ: pa.DataType) -> Any:
     # Rows that travelled through Ray Data's numpy batches carry NaN where Python had None.
     if value is None or (isinstance(value, float) and value != value):
@@ -64,7 +60,8 @@ def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
 
 def config_hash(cfg: AugmentConfig) -> str:
     """What determines the generated data (not where it runs or is written)."""
-    payload = cfg.model_dump(exclude={"output", "run_name", "ray"}, mode="json")
+    # chunks_per_wave only groups pending chunks into engine passes: a resume may change it
+    payload = cfg.model_dump(exclude={"output", "run_name", "ray", "chunks_per_wave"}, mode="json")
     payload["engine"] = {k: v for k, v in payload["engine"].items() if k not in ("replicas", "batch_size", "max_concurrent_batches", "cpu_kv_cache_gib")}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -336,9 +333,9 @@ class AugmentJob:
             from metamath_ray.ray_setup import init_from_config
 
             init_from_config(cfg.ray, cfg.engine)
-            ids = sorted(pending)
-            for i in range(0, len(ids), CHUNKS_PER_WAVE):
-                self.run_chunks({c: pending[c] for c in ids[i:i + CHUNKS_PER_WAVE]})
+            ids, per_wave = sorted(pending), cfg.chunks_per_wave
+            for i in range(0, len(ids), per_wave):
+                self.run_chunks({c: pending[c] for c in ids[i:i + per_wave]})
         return finalize(self, loaded, len(chunks), wall_start=t0)
 
 

@@ -4,7 +4,7 @@ Every test compares the *final data* of a run that suffered a fault with an unin
 the same config (same seed file, same run name): the set of record ids in `data/` + `rejected/`
 must be equal (nothing lost), every id must appear once (nothing duplicated).
 
-The config has `chunk_seeds=1` and more seeds than `CHUNKS_PER_WAVE`, so the run generates in two
+The config has `chunk_seeds=1` and more seeds than `chunks_per_wave`, so the run generates in two
 waves and commits the first wave's shards while the second is still to come: a kill during the
 second wave leaves a half-finished run behind.
 """
@@ -23,17 +23,18 @@ from pathlib import Path
 import pytest
 
 from metamath_ray.config import AugmentConfig, load_config
-from metamath_ray.pipeline.augment import CHUNKS_PER_WAVE, run_augment
+from metamath_ray.pipeline.augment import run_augment
 from metamath_ray.seeds import BUNDLED
 from metamath_ray.storage import RunStore
 
 pytestmark = pytest.mark.pipeline
 
 RUN = "faults"
+CHUNKS_PER_WAVE = 16
 N_SEEDS = CHUNKS_PER_WAVE + 2  # two waves of chunks of one seed
 OVERRIDES = [
     "engine.kind=hf", "engine.model=tiny", "engine.num_gpus_per_replica=0", "engine.batch_size=4",
-    "sampling.max_tokens=16", "chunk_seeds=1", "augmentations=[AnsAug, FOBAR]",
+    "sampling.max_tokens=16", "chunk_seeds=1", f"chunks_per_wave={CHUNKS_PER_WAVE}", "augmentations=[AnsAug, FOBAR]",
     "aug.AnsAug.k=1", "aug.AnsAug.max_attempts=1",
     "aug.FOBAR.k=1", "aug.FOBAR.max_attempts=1", "aug.FOBAR.max_variants=1",
 ]

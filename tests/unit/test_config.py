@@ -64,3 +64,21 @@ def test_missing_and_invalid_files(tmp_path):
     lst.write_text("- 1\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(AugmentConfig, lst)
+
+
+@pytest.mark.parametrize(
+    "override, same_data",
+    [
+        # where and how it runs: a resume may change these
+        ("chunks_per_wave=64", True), ("engine.replicas=8", True), ("engine.batch_size=7", True),
+        ("output=elsewhere", True), ("run_name=other", True),
+        # what is generated: a resume with any of these changed must be refused
+        ("chunk_seeds=3", False), ("sampling.seed=7", False), ("aug.AnsAug.k=2", False), ("engine.model=other", False),
+    ],
+)
+def test_config_hash_tracks_only_what_determines_the_data(override, same_data):
+    from metamath_ray.pipeline.augment import config_hash
+
+    base = load_config(AugmentConfig, None, [])
+    changed = load_config(AugmentConfig, None, [override])
+    assert (config_hash(changed) == config_hash(base)) is same_data
