@@ -5,8 +5,9 @@
         -> <run>/samples/*.parquet (every response, both scorers)
         -> metric columns only to the driver -> report.json / report.md / plots/
 
-Greedy answers and the k samples are separate passes (one decoding config per engine stage), run one
-after the other so they never compete for the same GPUs.
+One engine pass per decoding config, run one after the other so they never compete for the same
+GPUs: greedy answers together with hybrid mode's programs (both greedy, so one engine start), then
+the k samples.
 """
 
 from __future__ import annotations
@@ -185,21 +186,21 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     engine = cfg.engine.model_copy(update={"model": model_path})
     stop = cfg.stop if cfg.stop is not None else default_stop()
     requests = build_requests(cfg)
-    passes = [
-        ("greedy", cfg.sampling.model_copy(update={"temperature": 0.0, "top_p": 1.0, "stop": stop})),
-        ("pot", cfg.sampling.model_copy(update={"temperature": 0.0, "top_p": 1.0, "stop": stop})),
-        ("sample", cfg.sampling.model_copy(update={"stop": stop})),
+    passes = [  # (decodings, their sampling): every engine start serves all rows with that sampling
+        (("greedy", "pot"), cfg.sampling.model_copy(update={"temperature": 0.0, "top_p": 1.0, "stop": stop})),
+        (("sample",), cfg.sampling.model_copy(update={"stop": stop})),
     ]
     _ensure_ray(engine)
     started = time.perf_counter()
     parts = []
-    for decoding, sampling in passes:
-        rows = [r for r in requests if r["decoding"] == decoding]
+    for decodings, sampling in passes:
+        rows = [r for r in requests if r["decoding"] in decodings]
         if not rows:
             continue
-        log.info("evaluate: %d %s requests on %s (%s)", len(rows), decoding, cfg.model, engine.kind)
+        log.info("evaluate: %d %s requests on %s (%s)", len(rows), "+".join(decodings), cfg.model, engine.kind)
         generated = _generation_stage(engine, sampling)(ray.data.from_items(rows))
-        if decoding == "pot":  # programs run in sandbox child processes: bounded Ray tasks, never the driver
+        if any(r["decoding"] == "pot" for r in rows):
+            # programs run in sandbox child processes: bounded Ray tasks, never the driver
             from metamath_ray.sandbox import SandboxLimits
 
             scored_part = generated.map_batches(

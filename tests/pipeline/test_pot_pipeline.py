@@ -69,7 +69,10 @@ def test_hybrid_evaluation_reports_beside_cot(local_ray, tmp_path, monkeypatch):
     from metamath_ray.evaluate.config import EvaluateConfig
     from metamath_ray.pipeline import evaluate as pipeline
 
+    starts = []
+
     def stage(engine, sampling):
+        starts.append(sampling.temperature)
         # CoT right on even questions; programs: right on the first two, crashing on the rest.
         def answer(row):
             idx = int(row["source_index"])
@@ -84,6 +87,7 @@ def test_hybrid_evaluation_reports_beside_cot(local_ray, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "_generation_stage", stage)
     cfg = EvaluateConfig(datasets="gsm8k", limit=4, mode="hybrid", output=str(tmp_path), run_name="h")
     report = pipeline.run_evaluate(cfg)
+    assert starts == [0.0], "greedy CoT and programs share one greedy engine pass"
     ds = report["datasets"]["gsm8k"]
     assert ds["questions"] == 4 and ds["greedy"]["strict"]["accuracy"] == 0.5  # CoT metrics: CoT rows only
     h = ds["hybrid"]
