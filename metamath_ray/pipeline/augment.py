@@ -43,6 +43,8 @@ QUARANTINE_SCHEMA = pa.schema([
 ])
 
 REWRITE_AUGS = {"Rephrasing": rephrase, "SV": sv}
+
+
 def _cell(value: Any, typ: pa.DataType) -> Any:
     # Rows that travelled through Ray Data's numpy batches carry NaN where Python had None.
     if value is None or (isinstance(value, float) and value != value):
