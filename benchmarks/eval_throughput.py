@@ -200,7 +200,7 @@ def main() -> None:
         result["graph_over_bare_marginal"] = (
             result["graph_marginal_samples_per_s"] / result["bare_marginal_samples_per_s"]
         )
-    print(f"\n| samples | bare generate (samples/s) | graph steady (samples/s) | ratio | graph wall s |")
+    print("\n| samples | bare generate (samples/s) | graph steady (samples/s) | ratio | graph wall s |")
     print("|---|---|---|---|---|")
     for i, size in enumerate(sizes):
         ratio = result["graph_over_bare_steady"][i]
