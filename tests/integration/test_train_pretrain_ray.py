@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ray_driver import PRIVATE_LOCAL_RAY
 
 pytestmark = [
     pytest.mark.integration,
@@ -23,18 +24,8 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 
-DRIVER = r"""
-import json, sys, tempfile
-import ray
-# A private session folder: other Ray instances on the machine must not be found by helper actors.
-temp_dir = tempfile.mkdtemp(prefix="mmr", dir="/tmp")
-for attempt in range(4):  # a loaded 2-core machine can miss Ray's node start-up window
-    try:
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=2, _temp_dir=temp_dir)
-        break
-    except Exception as exc:
-        print(f"ray.init failed ({exc}); retrying", flush=True)
-        ray.shutdown()
+DRIVER = PRIVATE_LOCAL_RAY + r"""
+import json, sys
 from metamath_ray.config import load_config
 from metamath_ray.train.config import TrainConfig
 from metamath_ray.train.run import run_train

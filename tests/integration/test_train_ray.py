@@ -20,23 +20,12 @@ from pathlib import Path
 import pytest
 
 from metamath_ray.train.config import TrainConfig
+from ray_driver import PRIVATE_LOCAL_RAY
 
 pytestmark = [pytest.mark.integration]
 
-DRIVER = r"""
-import json, os, sys, tempfile
-import ray, ray.data
-# A private session folder: other Ray instances on the machine must not be found by helper actors.
-temp_dir = tempfile.mkdtemp(prefix="mmr", dir="/tmp")
-# A loaded 2-core machine can miss Ray's fixed 30 s node start-up window; try again.
-for attempt in range(4):
-    try:
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", num_cpus=2, _temp_dir=temp_dir)
-        break
-    except Exception as exc:
-        print(f"ray.init failed ({exc}); retrying", flush=True)
-        ray.shutdown()
-ray.data.DataContext.get_current().enable_progress_bars = False
+DRIVER = PRIVATE_LOCAL_RAY + r"""
+import json, os, sys
 from metamath_ray.train.config import TrainConfig
 from metamath_ray.train.run import run_train
 summary = run_train(TrainConfig.model_validate_json(sys.argv[1]))
