@@ -14,8 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from metamath_ray.augment.base import AUGMENTATIONS, DEFAULT_AUGMENTATIONS
 from metamath_ray.engines.config import EngineConfig, SamplingConfig
-from metamath_ray.evaluate.config import EvaluateConfig
-from metamath_ray.train.config import TrainConfig
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -201,26 +199,6 @@ class AugmentConfig(BaseModel):
         except StorageError as e:
             raise ValueError(str(e)) from None
         return self
-
-
-class DemoConfig(BaseModel):
-    """`metamath-ray demo`: the main job on embedded defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    output: str = "demo-output"
-    engine: Literal["vllm", "hf"] = "vllm"
-    augment: dict[str, Any] = Field(default_factory=dict, description="overrides for the augment stage")
-    train: dict[str, Any] = Field(default_factory=dict, description="overrides for the train stage")
-    evaluate: dict[str, Any] = Field(default_factory=dict, description="overrides for the evaluate stage")
-
-
-STAGES: dict[str, type[BaseModel]] = {
-    "augment": AugmentConfig,
-    "train": TrainConfig,
-    "evaluate": EvaluateConfig,
-    "demo": DemoConfig,
-}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Connecting to Ray: a cluster when one is given, else a local Ray bound to 127.0.0.1 only.
+"""Starting Ray: the one function every stage calls (`start_ray`).
 
-The Ray dashboard and job API execute arbitrary code for whoever reaches them, so local mode
-never starts the dashboard and binds every listener to loopback.
+A cluster when one is given (`ray.address`, or `RAY_ADDRESS` as `ray job submit` sets it), else a
+local Ray bound to 127.0.0.1 only. The Ray dashboard and job API execute arbitrary code for whoever
+reaches them, so local mode never starts the dashboard and binds every listener to loopback.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ def local_env() -> None:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("VLLM_HOST_IP", LOOPBACK)
     os.environ.setdefault("MASTER_ADDR", LOOPBACK)
-    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", os.environ.get("RAY_DATA_DISABLE_PROGRESS_BARS", "0"))
 
 
-def _cuda_available() -> bool:
+def cuda_available() -> bool:
     try:
         import torch
 
@@ -48,7 +48,7 @@ def init_ray(
         ray.init(address=target, include_dashboard=False, log_to_driver=True)
         return "cluster"
     local_env()
-    if num_gpus is None and need_logical_gpus and not _cuda_available():
+    if num_gpus is None and need_logical_gpus and not cuda_available():
         num_gpus = need_logical_gpus
     kwargs = dict(
         num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
@@ -60,10 +60,14 @@ def init_ray(
     return "local"
 
 
-def init_from_config(ray_cfg, engine_cfg=None) -> str:
+def start_ray(ray_cfg, engine_cfg=None) -> str:
+    """The one way a stage starts Ray: its `ray:` section, plus the logical GPUs its engine needs
+    on a machine without CUDA (the engine registry says how many; see `engines.logical_gpus`)."""
     need = 0
-    if engine_cfg is not None and engine_cfg.kind == "vllm":
-        need = max(1, engine_cfg.replicas * engine_cfg.tensor_parallel_size)
+    if engine_cfg is not None:
+        from metamath_ray.engines import logical_gpus
+
+        need = logical_gpus(engine_cfg)
     return init_ray(
         ray_cfg.address, num_cpus=ray_cfg.num_cpus, num_gpus=ray_cfg.num_gpus,
         need_logical_gpus=need, object_store_memory_gb=ray_cfg.object_store_memory_gb,

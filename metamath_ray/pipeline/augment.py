@@ -332,9 +332,9 @@ class AugmentJob:
         if len(pending) < len(chunks):
             self.log(f"[augment] resuming: {len(chunks) - len(pending)} of {len(chunks)} chunks already committed")
         if pending:
-            from metamath_ray.ray_setup import init_from_config
+            from metamath_ray.ray_setup import start_ray
 
-            init_from_config(cfg.ray, cfg.engine)
+            start_ray(cfg.ray, cfg.engine)
             ids, per_wave = sorted(pending), cfg.chunks_per_wave
             for i in range(0, len(ids), per_wave):
                 self.run_chunks({c: pending[c] for c in ids[i:i + per_wave]})

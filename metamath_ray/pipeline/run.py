@@ -129,4 +129,12 @@ def _headline(report: dict) -> dict[str, Any]:
     return out
 
 
-__all__ = ["PipelineConfig", "run_pipeline", "stage_configs"]
+# Every command's config model, by the name of its command (config checks and fuzzing walk these).
+STAGES: dict[str, type[BaseModel]] = {
+    "augment": AugmentConfig,
+    "train": TrainConfig,
+    "evaluate": EvaluateConfig,
+    "run": PipelineConfig,
+}
+
+__all__ = ["STAGES", "PipelineConfig", "run_pipeline", "stage_configs"]

