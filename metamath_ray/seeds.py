@@ -140,16 +140,15 @@ def read_records(path: str) -> Iterable[Any]:
         return _parse_bytes(data, name, path)
     if path.startswith("hf://"):
         return _read_hf(path)
-    from metamath_ray.storage import StorageError, read_bytes, resolve_filesystem
+    from metamath_ray.storage import StorageError, read_bytes
 
     try:
-        fs, p = resolve_filesystem(path)
-        data = read_bytes(fs, p)
+        data = read_bytes(path)
     except FileNotFoundError:
         raise SeedSourceError(f"seed file not found: {path}") from None
     except (OSError, StorageError) as e:
         raise SeedSourceError(f"cannot read seeds from {path}: {str(e).splitlines()[0]}") from None
-    return _parse_bytes(data, p, path)
+    return _parse_bytes(data, path, path)
 
 
 def _parse_bytes(data: bytes, name: str, source: str) -> list[Any]:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 from metamath_ray.evaluate.scoring import SCORERS
 from metamath_ray.evaluate.summary import headline
 
 
 def load_report(run: str) -> dict:
     """A run's report.json; `run` is the run folder (local or s3://) or the report.json itself."""
-    from metamath_ray.evaluate.io import join_uri, read_bytes
+    from metamath_ray import storage
 
-    uri = run if run.endswith(".json") else join_uri(run, "report.json")
+    uri = run if run.endswith(".json") else storage.join(run, "report.json")
     try:
-        return json.loads(read_bytes(uri))
+        return storage.read_json(uri)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"no evaluation report at {uri}") from err
 

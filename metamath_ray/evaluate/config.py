@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from metamath_ray.engines.config import EngineConfig, SamplingConfig
 from metamath_ray.evaluate.datasets import DATASETS
+from metamath_ray.storage import RunName
 
 
 class EvaluateConfig(BaseModel):
@@ -45,14 +46,7 @@ class EvaluateConfig(BaseModel):
         default_factory=lambda: SamplingConfig(temperature=0.7, top_p=1.0), description="for the k samples"
     )
     output: str = Field("eval-output", description="local path or s3:// URI; the run goes to <output>/<run_name>")
-    run_name: str = Field("eval", pattern=r"^[A-Za-z0-9._-]+$")
-
-    @field_validator("run_name")
-    @classmethod
-    def _safe_run_name(cls, value: str) -> str:
-        from metamath_ray.storage import check_run_name
-
-        return check_run_name(value)
+    run_name: RunName = "eval"
     model_cache_dir: str | None = Field(None, description="where s3:// checkpoints are downloaded")
     mode: Literal["cot", "hybrid"] = Field(
         "cot", description="hybrid: also a greedy program per question, run in the sandbox, with the CoT "

@@ -215,9 +215,9 @@ def read_raw_rows(name: str, source: str | None = None) -> list[dict]:
         source = spec.hf_default
     if source.startswith("hf://"):
         return _read_hf(source)
-    from metamath_ray.evaluate.io import read_bytes
+    from metamath_ray import storage
 
-    return parse_records(read_bytes(source), source)
+    return parse_records(storage.read_bytes(source), source)
 
 
 def load_items(name: str, source: str | None = None, limit: int | None = None) -> list[EvalItem]:

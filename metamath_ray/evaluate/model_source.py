@@ -1,7 +1,7 @@
 """Turn a model reference into something engines can load: a local folder or a hub id.
 
 `tiny` is built in-process; a local folder or hub id passes through; an `s3://` folder (a training
-checkpoint export) is copied once into a local cache with `pyarrow.fs.copy_files` and reused.
+checkpoint export) is copied once into a local cache with `storage.download_dir` and reused.
 The cache must be visible to every engine replica: on a multi-node cluster point `cache_dir` at a
 shared filesystem (or let each node run the same download, which is idempotent).
 """
@@ -27,23 +27,19 @@ def _hf_folder(root: Path) -> Path | None:
 
 def download_model_folder(uri: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """Copy the model folder at `uri` (s3://bucket/prefix) to the local cache; return the HF folder."""
-    import pyarrow.fs as pafs
-
-    from metamath_ray.storage import resolve_filesystem
+    from metamath_ray import storage
 
     root = Path(cache_dir) if cache_dir else default_cache_dir() / "models"
     name = uri.rstrip("/").rsplit("/", 1)[-1] or "model"
     final = root / f"{name}-{hashlib.sha256(uri.encode()).hexdigest()[:12]}"
     if final.exists() and (found := _hf_folder(final)) is not None:
         return found
-    fs, path = resolve_filesystem(uri)
-    info = fs.get_file_info(path)
-    if info.type != pafs.FileType.Directory:
+    if not storage.is_dir(uri):
         raise FileNotFoundError(f"no model folder at {uri}")
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
     try:
-        pafs.copy_files(path, str(tmp), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        storage.download_dir(uri, tmp)
         if _hf_folder(tmp) is None:
             raise FileNotFoundError(f"{uri} holds no Hugging Face model folder (no config.json)")
         try:

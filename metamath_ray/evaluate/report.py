@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 from metamath_ray.evaluate.scoring import SCORERS
 from metamath_ray.evaluate.summary import headline
@@ -149,17 +148,21 @@ def _png(fig, plt) -> bytes:
 
 
 def write_report(report: dict, run_uri: str) -> list[str]:
-    """Write report.json, report.md and plots/ under the run folder; returns the URIs written."""
-    from metamath_ray.evaluate.io import join_uri, write_bytes
+    """Write plots/, report.md and then report.json under the run folder; returns the URIs written.
+
+    Every file is published atomically. report.json comes last because its presence marks a
+    finished evaluation: a run that died while writing the report has none, so it is never taken
+    for complete.
+    """
+    from metamath_ray import storage
 
     written = []
     for name, plot in render_plots(report).items():
-        uri = join_uri(run_uri, "plots", name)
-        write_bytes(uri, plot)
+        uri = storage.join(run_uri, "plots", name)
+        storage.write_bytes(uri, plot)
         written.append(uri)
-    md_uri = join_uri(run_uri, "report.md")
-    write_bytes(md_uri, render_markdown(report).encode())
-    # report.json last: its presence marks a finished run
-    json_uri = join_uri(run_uri, "report.json")
-    write_bytes(json_uri, json.dumps(report, indent=2, sort_keys=False).encode())
+    md_uri = storage.join(run_uri, "report.md")
+    storage.write_text(md_uri, render_markdown(report))
+    json_uri = storage.join(run_uri, "report.json")
+    storage.write_json(json_uri, report, sort_keys=False)  # keys in reading order, as built
     return written + [md_uri, json_uri]

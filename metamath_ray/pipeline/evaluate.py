@@ -175,13 +175,12 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """Evaluate `cfg.model` on `cfg.datasets`; write samples, report and plots; return the report."""
     import ray
 
-    from metamath_ray.evaluate.io import join_uri
     from metamath_ray.evaluate.model_source import materialize_model
     from metamath_ray.evaluate.report import write_report
     from metamath_ray.evaluate.summary import summarize
-    from metamath_ray.storage import resolve_filesystem
+    from metamath_ray.storage import join, resolve_filesystem
 
-    run_uri = join_uri(cfg.output, cfg.run_name)
+    run_uri = join(cfg.output, cfg.run_name)
     model_path = materialize_model(cfg.model, cfg.model_cache_dir)
     engine = cfg.engine.model_copy(update={"model": model_path})
     stop = cfg.stop if cfg.stop is not None else default_stop()
@@ -212,7 +211,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     scored = parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
     wall_s = time.perf_counter() - started
 
-    samples_uri = join_uri(run_uri, "samples")
+    samples_uri = join(run_uri, "samples")
     fs, samples_path = resolve_filesystem(samples_uri)
     fs.delete_dir_contents(samples_path, missing_dir_ok=True)  # a rerun replaces, never mixes
     scored.write_parquet(samples_path, filesystem=fs)

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from metamath_ray.storage import RunStore, read_bytes, table_to_parquet_bytes
+from metamath_ray.storage import RunStore, table_to_parquet_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -289,7 +289,7 @@ def test_s3_outage_during_commits(outage_s3):
     assert store.list("candidates", ".parquet") == rels
     for rel, table in shards.items():
         assert store.read_table(rel).num_rows == table.num_rows
-        stored = read_bytes(store.fs, store.path(rel))
+        stored = store.read_bytes(rel)
         assert hashlib.sha256(stored).hexdigest() == expected[f"{PREFIX}/{RUN}/{rel}"]
     # A rerun's commits find every shard in place and write nothing.
     assert not any(store.commit_table(rel, t).created for rel, t in shards.items())
