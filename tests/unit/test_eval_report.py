@@ -60,3 +60,26 @@ def test_compare_deltas_per_dataset_and_category():
     md = render_comparison(diff)
     assert "| math500 | 0.0 -> 50.0 (+50.0) |" in md
     assert "Evaluated only in a: gsm8k" in md
+
+
+def test_write_report_publishes_report_json_last_and_atomically(tmp_path, monkeypatch):
+    """report.json marks a finished evaluation: plots and report.md are in place before it appears."""
+    from metamath_ray import storage
+    from metamath_ray.evaluate.compare import load_report
+    from metamath_ray.evaluate.report import write_report
+
+    published = []
+    real_put = storage._put_atomic
+
+    def recording_put(fs, path, data):  # every write of the storage layer publishes here
+        published.append(path)
+        real_put(fs, path, data)
+
+    monkeypatch.setattr(storage, "_put_atomic", recording_put)
+    report = _report("base", [True, False])
+    written = write_report(report, str(tmp_path / "run"))
+    assert published == [str(tmp_path / "run" / rel) for rel in (
+        "plots/accuracy.png", "plots/math500_type_level.png", "report.md", "report.json")]
+    assert written == published
+    assert load_report(str(tmp_path / "run")) == report and list(load_report(str(tmp_path / "run"))) == list(report)
+    assert not [p for p in (tmp_path / "run").rglob(".*")]  # no temporaries left
