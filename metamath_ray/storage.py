@@ -105,11 +105,16 @@ def join(base: str, *parts: str) -> str:
 
 # Errors that say something about the request, not the weather: retrying cannot change them.
 _PERMANENT_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+_PERMANENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG}  # a full or read-only disk
 
 
 def is_transient(err: BaseException) -> bool:
     """Whether `err` may go away on retry: an OSError (pyarrow's I/O error type) not known permanent."""
-    return isinstance(err, OSError) and not isinstance(err, _PERMANENT_ERRORS)
+    return (
+        isinstance(err, OSError)
+        and not isinstance(err, _PERMANENT_ERRORS)
+        and err.errno not in _PERMANENT_ERRNOS
+    )
 
 
 def with_retries(fn: Callable[[], T], *, attempts: int = 6, base_delay: float = 0.5) -> T:

@@ -5,6 +5,7 @@ The same API on a real S3 server is in tests/integration/test_storage_s3.py.
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -182,7 +183,9 @@ def test_with_retries_gives_up_after_the_last_attempt(no_sleep):
     assert len(calls) == 3 and no_sleep == [0.1, 0.2]
 
 
-@pytest.mark.parametrize("error", [FileNotFoundError("x"), PermissionError("x"), ValueError("x")])
+@pytest.mark.parametrize(
+    "error", [FileNotFoundError("x"), PermissionError("x"), OSError(errno.ENOSPC, "No space left"), ValueError("x")]
+)
 def test_with_retries_does_not_retry_permanent_errors(error, no_sleep):
     def op():
         raise error
