@@ -1,19 +1,29 @@
-"""DeepSpeed checkpoints (sharded, resumable) and the consolidated Hugging Face export."""
+"""DeepSpeed checkpoints (sharded, resumable), where one-process runs keep them, and the
+consolidated Hugging Face export.
+
+A checkpoint is first written to a local folder by DeepSpeed (every rank its own ZeRO shards), then
+copied to the run's storage: by Ray Train for Ray runs, by `CheckpointFolder` for one-process runs.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from metamath_ray import storage
 
 TAG = "state"  # one DeepSpeed tag per checkpoint folder: each Ray checkpoint is self-contained
 TRAINER_STATE = "trainer_state.json"
+STEP_PREFIX = "step_"
 
 
 def save_checkpoint(engine, local_dir: Path, trainer_state: dict, rank: int) -> None:
     """Every rank writes its own ZeRO shards; rank 0 adds the loop position in plain JSON."""
     engine.save_checkpoint(str(local_dir), tag=TAG, client_state={"trainer_state": trainer_state})
     if rank == 0:
-        (local_dir / TRAINER_STATE).write_text(json.dumps(trainer_state, indent=2))
+        storage.write_json(str(local_dir / TRAINER_STATE), trainer_state, sort_keys=False)
 
 
 def load_checkpoint(engine, local_dir: Path) -> dict:
@@ -22,6 +32,36 @@ def load_checkpoint(engine, local_dir: Path) -> dict:
     if client_state is None:
         raise RuntimeError(f"no DeepSpeed checkpoint under {local_dir}")
     return client_state["trainer_state"]
+
+
+class CheckpointFolder:
+    """`<run>/checkpoints/step_<8 digits>/` in storage (local or s3://): the one-process run's
+    checkpoints. Zero-padded steps sort by name; only the newest `keep` are kept."""
+
+    def __init__(self, root_uri: str, keep: int):
+        self.root_uri, self.keep = root_uri, keep
+
+    def _steps(self) -> list[str]:
+        return [name for name in storage.list_dirs(self.root_uri) if name.startswith(STEP_PREFIX)]
+
+    @contextlib.contextmanager
+    def latest(self) -> Iterator[Path | None]:
+        """The newest checkpoint copied into a temporary local folder (None when there is none)."""
+        names = self._steps()
+        if not names:
+            yield None
+            return
+        with tempfile.TemporaryDirectory(prefix="mmr-resume-") as tmp:
+            storage.download_dir(storage.join(self.root_uri, names[-1]), tmp)
+            yield Path(tmp)
+
+    def publish(self, local_dir: Path, step: int) -> str:
+        """Copy a checkpoint written locally into storage, then drop all but the newest `keep`."""
+        uri = storage.join(self.root_uri, f"{STEP_PREFIX}{step:08d}")
+        storage.upload_dir(local_dir, uri)
+        for old in self._steps()[: -self.keep]:
+            storage.delete_dir(storage.join(self.root_uri, old))
+        return uri
 
 
 def gather_full_state_dict(engine, stage: int) -> dict | None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 # Dense bf16 peak TFLOPS per device (vendor data sheets), matched on a substring of the device name.
 GPU_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10G": 70.0}
@@ -87,20 +90,19 @@ def mfu(tokens_per_s: float, flops_per_tok: float, peak_tflops_per_device: float
 
 
 class StepLog:
-    """Rank-0 step log: prints a progress line and keeps JSON-lines records for the run output."""
+    """Rank-0 step log: logs a progress line and keeps JSON-lines records for the run output."""
 
-    def __init__(self, total_steps: int, previous: list[dict] | None = None, printer=print):
+    def __init__(self, total_steps: int, previous: list[dict] | None = None):
         self.total_steps = total_steps
         self.records: list[dict] = list(previous or [])
-        self._print = printer
 
     def log(self, record: dict, echo: bool = True) -> None:
         self.records.append(record)
         if echo:
-            self._print(
-                f"[train] step {record['step']}/{self.total_steps} loss {record['loss']:.4f} "
-                f"lr {record['lr']:.3g} tok/s {record['tokens_per_s']:.0f} mfu {record['mfu']:.2%}",
-                flush=True,
+            logger.info(
+                "step %d/%d loss %.4f lr %.3g tok/s %.0f mfu %.2f%%",
+                record["step"], self.total_steps, record["loss"], record["lr"], record["tokens_per_s"],
+                100 * record["mfu"],
             )
 
     def to_jsonl(self) -> str:

@@ -10,7 +10,7 @@ more tokens than it has is repeated (a new pass, units in a new seeded order); `
 report says how often that happened.
 
 Every worker reads its own share of each source straight from storage (local or s3:// through
-`resolve_filesystem`) rather than through Ray Data: row groups (Parquet) or files (JSON lines) are
+`metamath_ray.storage`) rather than through Ray Data: row groups (Parquet) or files (JSON lines) are
 dealt out by rank, or documents by index when a source has fewer units than workers. The stream is
 then a pure function of (config, rank, world size), which gives two things a split Ray Dataset does
 not: sources can be repeated by weight without cross-worker epoch barriers, and a resumed run
@@ -19,15 +19,15 @@ replays exactly the data order of the one it continues.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow.fs as pafs
 
-from metamath_ray.train import io as tio
+from metamath_ray import storage
 from metamath_ray.train.config import PretrainSource, TrainConfig
+from metamath_ray.train.io import parse_json_rows
 
 TEXT_SUFFIXES = (".parquet", ".jsonl", ".json")
 TOKENIZE_BATCH = 256  # documents per tokenizer call
@@ -116,32 +116,41 @@ def tokenize_documents(tokenizer, texts: list[str]) -> list[list[int]]:
 def list_text_files(uri: str) -> list[str]:
     """The .parquet / .jsonl / .json files of a source (a file, or a folder searched recursively),
     as URIs in sorted order."""
-    fs, path = tio.resolve_filesystem(uri)
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.NotFound:
+    fs, path = storage.resolve_filesystem(uri)
+    kind = storage.with_retries(lambda: fs.get_file_info(path).type)
+    if kind == pafs.FileType.NotFound:
         raise FileNotFoundError(f"pretraining source not found: {uri}")
-    if info.type == pafs.FileType.File:
+    if kind == pafs.FileType.File:
         if not path.endswith(TEXT_SUFFIXES):
             raise ValueError(f"pretraining source must be .parquet, .jsonl or .json: {uri}")
         return [uri]
-    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    infos = storage.with_retries(lambda: fs.get_file_info(pafs.FileSelector(path, recursive=True)))
     rel = sorted(i.path[len(path):].lstrip("/") for i in infos
                  if i.type == pafs.FileType.File and i.path.endswith(TEXT_SUFFIXES))
     if not rel:
         raise FileNotFoundError(f"no .parquet, .jsonl or .json files under {uri}")
-    return [uri.rstrip("/") + "/" + r for r in rel]
+    return [storage.join(uri, r) for r in rel]
+
+
+def _parquet_file(uri: str, read):
+    """`read(pq.ParquetFile)` on the Parquet file at `uri`, retrying transient storage errors."""
+    import pyarrow.parquet as pq
+
+    fs, path = storage.resolve_filesystem(uri)
+
+    def attempt():
+        with fs.open_input_file(path) as fh:
+            return read(pq.ParquetFile(fh))
+
+    return storage.with_retries(attempt)
 
 
 def read_units(uri: str) -> list[tuple[str, int | None]]:
     """Reading units of a source: (file, row group) for Parquet, (file, None) for JSON files."""
-    import pyarrow.parquet as pq
-
     units: list[tuple[str, int | None]] = []
     for f in list_text_files(uri):
         if f.endswith(".parquet"):
-            fs, path = tio.resolve_filesystem(f)
-            with fs.open_input_file(path) as fh:
-                n = pq.ParquetFile(fh).metadata.num_row_groups
+            n = _parquet_file(f, lambda pf: pf.metadata.num_row_groups)
             units += [(f, g) for g in range(n)]
         else:
             units.append((f, None))
@@ -149,19 +158,15 @@ def read_units(uri: str) -> list[tuple[str, int | None]]:
 
 
 def read_unit_texts(unit: tuple[str, int | None], column: str) -> list[str]:
-    import pyarrow.parquet as pq
-
     f, group = unit
-    fs, path = tio.resolve_filesystem(f)
     if group is not None:
-        with fs.open_input_file(path) as fh:
-            pf = pq.ParquetFile(fh)
+        def read_group(pf) -> list:
             if column not in pf.schema_arrow.names:
                 raise ValueError(f"{f}: no text column {column!r} (has {pf.schema_arrow.names})")
-            return [t or "" for t in pf.read_row_group(group, columns=[column]).column(column).to_pylist()]
-    with fs.open_input_stream(path) as fh:
-        text = fh.read().decode("utf-8")
-    rows = json.loads(text) if text.lstrip().startswith("[") else [json.loads(l) for l in text.splitlines() if l.strip()]
+            return pf.read_row_group(group, columns=[column]).column(column).to_pylist()
+
+        return [t or "" for t in _parquet_file(f, read_group)]
+    rows = parse_json_rows(storage.read_text(f))
     if rows and column not in rows[0]:
         raise ValueError(f"{f}: no text column {column!r} (has {sorted(rows[0])})")
     return [r.get(column) or "" for r in rows]

@@ -98,3 +98,38 @@ def test_local_paths_become_absolute_for_ray_workers(tmp_path, monkeypatch):
     assert out.model == os.path.join(str(tmp_path), "my-model")
     hub = with_absolute_local_paths(TrainConfig(model="meta-llama/Llama-2-7b-hf", data="s3://b/d", output="s3://b/o"))
     assert (hub.model, hub.data, hub.output) == ("meta-llama/Llama-2-7b-hf", "s3://b/d", "s3://b/o")
+
+
+def _sections(model) -> list[type]:
+    """`model` and every config section class reachable from its fields (lists included)."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    found, todo = [], [model]
+    while todo:
+        cls = todo.pop()
+        if cls in found:
+            continue
+        found.append(cls)
+        for field in cls.model_fields.values():
+            for t in [field.annotation, *get_args(field.annotation)]:
+                if isinstance(t, type) and issubclass(t, BaseModel):
+                    todo.append(t)
+    return found
+
+
+def test_every_field_of_every_section_has_a_description():
+    from metamath_ray.config import RayConfig
+    from metamath_ray.train.config import DeepSpeedSettings, LoraSettings, PretrainSettings, PretrainSource
+
+    sections = _sections(TrainConfig)
+    assert {DeepSpeedSettings, LoraSettings, PretrainSettings, PretrainSource, RayConfig} <= set(sections)
+    missing = [f"{cls.__name__}.{name}" for cls in sections
+               for name, field in cls.model_fields.items() if not (field.description or "").strip()]
+    assert not missing, f"fields without a description: {missing}"
+
+
+def test_train_config_has_the_shared_ray_section():
+    cfg = TrainConfig(data="d", output="o", ray={"num_cpus": 2})
+    assert cfg.ray.address is None and cfg.ray.num_cpus == 2

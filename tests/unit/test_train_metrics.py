@@ -35,7 +35,7 @@ def test_mfu_is_achieved_over_peak():
 
 
 def test_step_log_resume_cuts_at_saved_step():
-    log = StepLog(10, printer=lambda *a, **k: None)
+    log = StepLog(10)
     for s in range(1, 6):
         log.log({"step": s, "loss": 1.0 / s, "lr": 0.1, "tokens_per_s": 1.0, "mfu": 0.0})
     assert [r["step"] for r in StepLog.from_jsonl(log.to_jsonl(), 3)] == [1, 2, 3]
