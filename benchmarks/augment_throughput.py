@@ -40,7 +40,8 @@ METAMATHQA = {
 
 
 def measure_engine(engine: str, n_seeds: int, max_tokens: int) -> dict:
-    from metamath_ray.config import AugmentConfig, load_config
+    from metamath_ray.augment.config import AugmentConfig
+    from metamath_ray.config import load_config
     from metamath_ray.demo import VLLM_CPU_KWARGS
     from metamath_ray.pipeline.augment import run_augment
 
@@ -57,7 +58,7 @@ def measure_engine(engine: str, n_seeds: int, max_tokens: int) -> dict:
     cfg = load_config(AugmentConfig, None, overrides, base={"output": out, "run_name": "bench"})
     fixed = fixed_pass_cost(cfg)
     t0 = time.perf_counter()
-    run_augment(cfg, log=lambda _m: None)
+    run_augment(cfg)
     wall = time.perf_counter() - t0
     stats = json.loads((Path(out) / "bench" / "stats.json").read_text())
     timing = stats["timing"]
@@ -107,7 +108,7 @@ def measure_tokens(n_per_dataset: int) -> dict:
 
     from metamath_ray.augment import cot, rephrase
     from metamath_ray.seeds import load_seeds
-    from metamath_ray.config import SeedSource
+    from metamath_ray.augment.config import SeedSource
 
     tok = _tokenizer()
     shared = ROOT.parent / "shared" / "data"

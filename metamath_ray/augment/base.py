@@ -8,14 +8,9 @@ build them deterministically (AnsAug: the question itself; FOBAR: masked numbers
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-AUGMENTATIONS = ("AnsAug", "Rephrasing", "FOBAR", "SV", "PoT")
-# What runs when `augmentations` is not set: MetaMath's four. PoT (programs run in the sandbox) is opt-in.
-DEFAULT_AUGMENTATIONS = ("AnsAug", "Rephrasing", "FOBAR", "SV")
 DATASETS = ("gsm8k", "math")
 
 # Public MetaMathQA `type` names, per (dataset, aug).
@@ -65,15 +60,3 @@ class Verdict:
     predicted: str | None
     reject_reason: str | None  # None when accepted
     response: str  # cleaned response, ending with "The answer is: X" when accepted
-
-
-def candidate_id(seed_id: str, aug: str, variant: int, sample_idx: int, engine_key: str) -> str:
-    """Deterministic id of one generated candidate (stable across reruns of the same config)."""
-    payload = json.dumps([seed_id, aug, variant, sample_idx, engine_key], separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
-
-
-def sampling_seed(base_seed: int, *parts: object) -> int:
-    """Per-sample RNG seed: distinct for every (seed, aug, variant, sample), reproducible."""
-    payload = json.dumps([base_seed, *parts], separators=(",", ":"), default=str)
-    return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:4], "big") & 0x7FFFFFFF

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from metamath_ray.augment import numbers
 from metamath_ray.augment.base import Variant
+from metamath_ray.augment.protocol import Augmentation, settings_with_defaults
 
 SUFFIX = "If we know the answer to the above question is {answer}, what is the value of unknown variable {var}?"
 
@@ -64,3 +65,17 @@ def variants(seed: dict) -> list[Variant]:
                   "unknown": numbers.unknown_var(dataset)},
         ))
     return out
+
+
+FobarSettings = settings_with_defaults("FobarSettings", "FOBAR budget.", k=2, max_attempts=4, max_variants=3)
+
+
+class Fobar(Augmentation):
+    name = "FOBAR"
+    settings = FobarSettings
+
+    def variants(self, seed: dict) -> list[Variant]:
+        return variants(seed)
+
+
+AUGMENTATION = Fobar()

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import re
 
+from pydantic import Field
+
 from metamath_ray.augment.base import ANSWER_PREFIX, Variant, Verdict
+from metamath_ray.augment.protocol import Augmentation, AugSettings
 
 PROMPT_VERSION = "pot-v1"
 POT_TRIGGER = "Let's write a Python program to solve it."
@@ -152,3 +155,45 @@ def judge(response: str, expected: str, dataset: str, limits=None) -> Verdict:
     if len(predicted) > 200 or not is_equivalent(predicted, expected):
         return Verdict(False, predicted[:200], "wrong_answer", shown)
     return Verdict(True, predicted, None, exported_response(code, predicted))
+
+
+class PoTSettings(AugSettings):
+    """Program of thought: programs per question, and the sandbox that runs each of them."""
+
+    k: int = Field(2, ge=1, description="accepted programs wanted per question")
+    max_attempts: int = Field(4, ge=1, description="programs sampled per question at most")
+    sandbox_wall_s: float = Field(10.0, gt=0, description="wall clock per program (after interpreter start-up)")
+    sandbox_cpu_s: int = Field(5, ge=1, description="CPU seconds per program")
+    sandbox_memory_mb: int = Field(1024, ge=256, description="address space per program")
+    sandbox_concurrency: int = Field(2, ge=1, description="Ray tasks running programs at once")
+
+    def limits(self):
+        from metamath_ray.sandbox import SandboxLimits
+
+        return SandboxLimits(wall_s=self.sandbox_wall_s, cpu_s=self.sandbox_cpu_s, memory_mb=self.sandbox_memory_mb)
+
+
+class ProgramOfThought(Augmentation):
+    """Opt-in: its programs run in the sandbox (child processes), never on the driver."""
+
+    name = "PoT"
+    settings = PoTSettings
+    default = False
+    prompt_version = PROMPT_VERSION
+    solve_stop = tuple(STOP)
+
+    def variants(self, seed: dict) -> list[Variant]:
+        return variants(seed)
+
+    def solve_prompt(self, variant: Variant) -> str:
+        # the query carries the training trigger; the prompt asks for the code itself
+        return solve_prompt(variant.original_question, variant.dataset)
+
+    def judge(self, response: str, expected: str, dataset: str, settings: PoTSettings) -> Verdict:
+        return judge(response, expected, dataset, settings.limits())
+
+    def judge_concurrency(self, settings: PoTSettings) -> int | None:
+        return settings.sandbox_concurrency  # each judged program is a sandbox child process
+
+
+AUGMENTATION = ProgramOfThought()

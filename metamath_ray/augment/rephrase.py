@@ -18,6 +18,7 @@ from difflib import SequenceMatcher
 
 from metamath_ray.augment import numbers
 from metamath_ray.augment.base import Rejection, Variant
+from metamath_ray.augment.protocol import Augmentation, settings_with_defaults
 
 STOP = ["\nQuestion:", "\nRephrased:", "\n\n\n"]
 
@@ -123,3 +124,23 @@ def parse_rewrite(seed: dict, text: str, variant: int) -> Variant | Rejection:
         expected=str(seed["answer"]).strip(),
         original_question=seed["question"],
     )
+
+
+RephrasingSettings = settings_with_defaults("RephrasingSettings", "Rephrasing budget.", k=2, max_attempts=4, rewrites=2)
+
+
+class Rephrasing(Augmentation):
+    name = "Rephrasing"
+    settings = RephrasingSettings
+    needs_rewrite = True
+    rewrite_stop = tuple(STOP)
+
+    def rewrite_requests(self, seed: dict, settings) -> list[tuple[int, str]]:
+        prompt = rewrite_prompt(seed)  # the same prompt, sampled `rewrites` times (distinct seeds)
+        return [(variant, prompt) for variant in range(settings.rewrites)]
+
+    def parse_rewrite(self, seed: dict, text: str, variant: int) -> Variant | Rejection:
+        return parse_rewrite(seed, text, variant)
+
+
+AUGMENTATION = Rephrasing()

@@ -24,6 +24,7 @@ from fractions import Fraction
 
 from metamath_ray.augment import numbers
 from metamath_ray.augment.base import Rejection, Variant
+from metamath_ray.augment.protocol import Augmentation, settings_with_defaults
 
 STOP = ["\n"]
 SUFFIX = "What is the value of unknown variable {var}?"
@@ -284,3 +285,22 @@ def parse_rewrite(seed: dict, text: str, variant: int) -> Variant | Rejection:
         meta={"masked_span": [span.start, span.end], "masked_text": span.surface,
               "statement": statement, "asked": ask},
     )
+
+
+SVSettings = settings_with_defaults("SVSettings", "SV budget.", k=2, max_attempts=4, max_variants=3)
+
+
+class SelfVerification(Augmentation):
+    name = "SV"
+    settings = SVSettings
+    needs_rewrite = True
+    rewrite_stop = tuple(STOP)
+
+    def rewrite_requests(self, seed: dict, settings) -> list[tuple[int, str]]:
+        return rewrite_requests(seed)
+
+    def parse_rewrite(self, seed: dict, text: str, variant: int) -> Variant | Rejection:
+        return parse_rewrite(seed, text, variant)
+
+
+AUGMENTATION = SelfVerification()

@@ -7,30 +7,35 @@ result; shards already committed are kept, and `manifest.json` is written last.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import tempfile
 import time
 from collections import Counter, defaultdict
 from importlib import resources
 
+from metamath_ray import storage
 from metamath_ray.augment import decontam, dedup, export, report
-from metamath_ray.augment.base import AUGMENTATIONS
+from metamath_ray.augment.config import AugmentConfig
+from metamath_ray.augment.registry import AUGMENTATIONS
+from metamath_ray.records import CANDIDATE_SCHEMA, config_hash, to_table, versions
+from metamath_ray.seeds import LoadedSeeds
+from metamath_ray.storage import RunStore
+
+log = logging.getLogger(__name__)
 
 
 def _reference_paths(specs: list[str], tmp: str) -> list[str]:
     """`bundled:eval` -> the packaged eval slices; s3:// files are downloaded to `tmp`."""
-    from metamath_ray.storage import read_bytes, resolve_filesystem
-
     paths: list[str] = []
     for spec in specs:
         if spec == "bundled:eval":
             folder = resources.files("metamath_ray") / "data" / "eval"
             paths.extend(str(folder / n) for n in sorted(p.name for p in folder.iterdir()) if n.endswith((".jsonl", ".json")))
-        elif spec.startswith("s3://"):
-            fs, p = resolve_filesystem(spec)
-            local = os.path.join(tmp, f"{len(paths)}-{os.path.basename(p)}")
+        elif storage.is_s3(spec):
+            local = os.path.join(tmp, f"{len(paths)}-{os.path.basename(spec.rstrip('/'))}")
             with open(local, "wb") as f:
-                f.write(read_bytes(fs, p))
+                f.write(storage.read_bytes(spec))
             paths.append(local)
         else:
             if not os.path.isfile(spec):
@@ -81,13 +86,16 @@ def clean_accepted(rows: list[dict], cfg) -> tuple[list[dict], list[dict]]:
     return kept, dropped
 
 
-def build_stats(candidates: list[dict], kept: list[dict], dropped: list[dict], loaded, n_chunks: int,
-                wall_s: float, cfg) -> dict:
-    by = defaultdict(lambda: {"prompts": 0, "candidates": 0, "accepted": 0, "rejected": 0, "verified": 0,
-                              "reject_reasons": Counter(), "tokens_in": 0, "tokens_out": 0,
-                              "dedup_dropped": 0, "decontam_dropped": 0, "rewrites_rejected": 0,
-                              "variants": set(), "variants_with_accepted": set()})
-    seeds_per_variant: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+def _new_cell() -> dict:
+    return {"prompts": 0, "candidates": 0, "accepted": 0, "verified": 0, "reject_reasons": Counter(),
+            "tokens_in": 0, "tokens_out": 0, "dedup_dropped": 0, "decontam_dropped": 0, "rewrites_rejected": 0,
+            "variants": set(), "variants_with_accepted": set()}
+
+
+def _tally(candidates: list[dict], kept: list[dict], dropped: list[dict]) -> tuple[dict, dict]:
+    """Counts per (dataset, aug), and (accepted, generated) per (seed, aug)."""
+    by: dict[tuple, dict] = defaultdict(_new_cell)
+    per_seed: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     for r in candidates:
         b = by[(r["dataset"], r["aug"])]
         b["prompts"] += 1
@@ -100,11 +108,11 @@ def build_stats(candidates: list[dict], kept: list[dict], dropped: list[dict], l
         b["candidates"] += 1
         vkey = (r["seed_id"], r["aug"], r["variant"])
         b["variants"].add(vkey)
-        seeds_per_variant[(r["seed_id"], r["aug"])][1] += 1
+        per_seed[(r["seed_id"], r["aug"])][1] += 1
         if r["accepted"]:
             b["verified"] += 1
             b["variants_with_accepted"].add(vkey)
-            seeds_per_variant[(r["seed_id"], r["aug"])][0] += 1
+            per_seed[(r["seed_id"], r["aug"])][0] += 1
         else:
             b["reject_reasons"][r["reject_reason"]] += 1
     for r in kept:
@@ -112,29 +120,39 @@ def build_stats(candidates: list[dict], kept: list[dict], dropped: list[dict], l
     for r in dropped:
         b = by[(r["dataset"], r["aug"])]
         b["reject_reasons"][r["reject_reason"]] += 1
-        if r["reject_reason"] == "contaminated":
-            b["decontam_dropped"] += 1
-        else:
-            b["dedup_dropped"] += 1
-    table = []
-    for (ds, aug), b in sorted(by.items()):
-        b["rejected"] = b["candidates"] - b["accepted"]
-        table.append({
-            "dataset": ds, "aug": aug, "prompts": b["prompts"], "candidates": b["candidates"],
-            "verified": b["verified"], "accepted": b["accepted"], "rejected": b["rejected"],
-            "acceptance_rate": round(b["accepted"] / b["candidates"], 4) if b["candidates"] else None,
-            "reject_reasons": dict(sorted(b["reject_reasons"].items())),
-            "tokens_in": b["tokens_in"], "tokens_out": b["tokens_out"],
-            "dedup_dropped": b["dedup_dropped"], "decontam_dropped": b["decontam_dropped"],
-            "rewrites_rejected": b["rewrites_rejected"],
-            "variants": len(b["variants"]),
-            "variants_failed_validation": len(b["variants"] - b["variants_with_accepted"]),
-        })
-    math_lt: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+        b["decontam_dropped" if r["reject_reason"] == "contaminated" else "dedup_dropped"] += 1
+    return by, per_seed
+
+
+def _table_row(dataset: str, aug: str, b: dict) -> dict:
+    rejected = b["candidates"] - b["accepted"]
+    return {
+        "dataset": dataset, "aug": aug, "prompts": b["prompts"], "candidates": b["candidates"],
+        "verified": b["verified"], "accepted": b["accepted"], "rejected": rejected,
+        "acceptance_rate": round(b["accepted"] / b["candidates"], 4) if b["candidates"] else None,
+        "reject_reasons": dict(sorted(b["reject_reasons"].items())),
+        "tokens_in": b["tokens_in"], "tokens_out": b["tokens_out"],
+        "dedup_dropped": b["dedup_dropped"], "decontam_dropped": b["decontam_dropped"],
+        "rewrites_rejected": b["rewrites_rejected"],
+        "variants": len(b["variants"]),
+        "variants_failed_validation": len(b["variants"] - b["variants_with_accepted"]),
+    }
+
+
+def _math_level_type(candidates: list[dict]) -> list[dict]:
+    cells: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     for r in candidates:
         if r["dataset"] == "math" and r["stage"] == "solve":
-            math_lt[(r["level"], r["type"])][0] += 1
-            math_lt[(r["level"], r["type"])][1] += int(bool(r["accepted"]))
+            cells[(r["level"], r["type"])][0] += 1
+            cells[(r["level"], r["type"])][1] += int(bool(r["accepted"]))
+    return [{"level": lv, "type": ty, "candidates": c, "accepted": a} for (lv, ty), (c, a) in sorted(cells.items())]
+
+
+def build_stats(candidates: list[dict], kept: list[dict], dropped: list[dict], loaded: LoadedSeeds, n_chunks: int,
+                wall_s: float, cfg: AugmentConfig) -> dict:
+    """stats.json: counts per dataset x augmentation x outcome, acceptance, tokens, throughput."""
+    by, per_seed = _tally(candidates, kept, dropped)
+    table = [_table_row(ds, aug, b) for (ds, aug), b in sorted(by.items())]
     n_gen = sum(t["candidates"] for t in table)
     tokens_out = sum(t["tokens_out"] for t in table)
     return {
@@ -147,43 +165,24 @@ def build_stats(candidates: list[dict], kept: list[dict], dropped: list[dict], l
                    "rewrites_rejected": sum(t["rewrites_rejected"] for t in table),
                    "tokens_in": sum(t["tokens_in"] for t in table), "tokens_out": tokens_out},
         "by_dataset_aug": table,
-        "by_math_level_type": [{"level": lv, "type": ty, "candidates": c, "accepted": a}
-                               for (lv, ty), (c, a) in sorted(math_lt.items())],
-        "per_seed_pass_rate": {f"{s}|{a}": round(acc / tot, 4) for (s, a), (acc, tot) in sorted(seeds_per_variant.items()) if tot},
+        "by_math_level_type": _math_level_type(candidates),
+        "per_seed_pass_rate": {f"{s}|{a}": round(acc / tot, 4) for (s, a), (acc, tot) in sorted(per_seed.items()) if tot},
         "wall_time_s": round(wall_s, 2),
         "throughput": {"candidates_per_s": round(n_gen / wall_s, 3) if wall_s else None,
                        "tokens_out_per_s": round(tokens_out / wall_s, 1) if wall_s else None},
     }
 
-
-def finalize(job, loaded, n_chunks: int, wall_start: float) -> dict:
-    from metamath_ray.pipeline.augment import CANDIDATE_SCHEMA, _table, config_hash, versions
-
-    store, cfg, log = job.store, job.cfg, job.log
-    shards = store.list("candidates", ".parquet")
-    # One read of the committed work; remember which chunk (shard name) each seed belongs to.
-    candidates, chunk_of_seed = [], {}
-    for s in shards:
-        rows = store.read_table(s).to_pylist()
-        candidates.extend(rows)
-        chunk_of_seed.update((r["seed_id"], s.rsplit("/", 1)[1]) for r in rows)
+def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chunks: int, timings: list[dict],
+             wall_start: float) -> dict:
+    """Everything after generation, from the committed candidate shards; returns the manifest.
+    `timings` are this invocation's generation passes (a resumed run lists only what it generated)."""
+    candidates, chunk_of_seed, shards = _read_candidates(store)
     solved = [r for r in candidates if r["stage"] == "solve"]
     kept, dropped = clean_accepted([r for r in solved if r["accepted"]], cfg)
     rejected = [r for r in candidates if not r["accepted"]] + dropped
-
-    # data/ and rejected/ keep the chunk layout of candidates/ (one shard each per chunk).
-    manifest_shards = []
-    for kind, rows in (("data", kept), ("rejected", rejected)):
-        per = defaultdict(list)
-        for r in rows:
-            per[chunk_of_seed[r["seed_id"]]].append(r)
-        for name in sorted({n for n in chunk_of_seed.values()}):
-            part = sorted(per.get(name, []), key=lambda r: r["id"])
-            info = store.commit_table(f"{kind}/{name}", _table(part, CANDIDATE_SCHEMA))
-            manifest_shards.append({"kind": kind, **info.as_dict()})
+    manifest_shards = _write_outcome_shards(store, kept, rejected, chunk_of_seed)
     rows_per_shard = Counter(chunk_of_seed[r["seed_id"]] for r in candidates)
-    for s in shards:
-        manifest_shards.append({"kind": "candidates", "path": s, "rows": rows_per_shard[s.rsplit("/", 1)[1]]})
+    manifest_shards += [{"kind": "candidates", "path": s, "rows": rows_per_shard[s.rsplit("/", 1)[1]]} for s in shards]
     manifest_shards.append({"kind": "quarantine", "path": "quarantine/part-00000.parquet", "rows": len(loaded.quarantine)})
 
     records = export.to_metamathqa(kept, cfg.export_mix, seed=cfg.sampling.seed)
@@ -193,18 +192,10 @@ def finalize(job, loaded, n_chunks: int, wall_start: float) -> dict:
 
     stats = build_stats(candidates, kept, dropped, loaded, n_chunks, time.time() - wall_start, cfg)
     stats["export"] = {"records": len(records), "by_type": dict(Counter(r["type"] for r in records))}
-    # This invocation's generation passes (a resumed run lists only the chunks it generated).
-    passes = job.timings
-    gen_s = sum(p["seconds"] for p in passes)
-    stats["timing"] = {"passes": passes, "generation_s": round(gen_s, 2),
-                       "to_first_result_s": round(sum(p["to_first_result_s"] for p in passes), 2),
-                       "other_s": round(time.time() - wall_start - gen_s, 2)}
+    stats["timing"] = _timing(timings, time.time() - wall_start)
     _check_accounting(stats, candidates, kept, rejected, loaded)
     store.write_json("stats.json", stats)
-    with tempfile.TemporaryDirectory() as tmp:
-        for path in report.write_report(stats, tmp):
-            with open(path, "rb") as f:
-                store.write_bytes(f"report/{os.path.basename(path)}", f.read())
+    _write_report(store, stats)
 
     manifest = {
         "run_name": cfg.run_name, "uri": store.uri, "config_hash": config_hash(cfg),
@@ -213,11 +204,49 @@ def finalize(job, loaded, n_chunks: int, wall_start: float) -> dict:
         "totals": stats["totals"], "seeds": stats["seeds"], "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     store.write_json("manifest.json", manifest)  # last: its presence means the run is complete
-    log_table(stats, log)
-    log(f"[augment] outputs in {store.uri}: data/, rejected/, metamathqa.json ({len(records)} records), "
-        "quarantine/, stats.json, report/report.md, manifest.json")
+    log_table(stats)
+    log.info("outputs in %s: data/, rejected/, metamathqa.json (%d records), quarantine/, stats.json, "
+             "report/report.md, manifest.json", store.uri, len(records))
     return manifest
 
+
+def _read_candidates(store: RunStore) -> tuple[list[dict], dict[str, str], list[str]]:
+    """One read of the committed work: the candidates, the shard (chunk) of every seed, the shard list."""
+    shards = store.list("candidates", ".parquet")
+    candidates, chunk_of_seed = [], {}
+    for s in shards:
+        rows = store.read_table(s).to_pylist()
+        candidates.extend(rows)
+        chunk_of_seed.update((r["seed_id"], s.rsplit("/", 1)[1]) for r in rows)
+    return candidates, chunk_of_seed, shards
+
+
+def _write_outcome_shards(store: RunStore, kept: list[dict], rejected: list[dict], chunk_of_seed: dict[str, str]) -> list[dict]:
+    """data/ and rejected/ keep the chunk layout of candidates/ (one shard each per chunk)."""
+    written = []
+    for kind, rows in (("data", kept), ("rejected", rejected)):
+        per = defaultdict(list)
+        for r in rows:
+            per[chunk_of_seed[r["seed_id"]]].append(r)
+        for name in sorted(set(chunk_of_seed.values())):
+            part = sorted(per.get(name, []), key=lambda r: r["id"])
+            info = store.commit_table(f"{kind}/{name}", to_table(part, CANDIDATE_SCHEMA))
+            written.append({"kind": kind, **info.as_dict()})
+    return written
+
+
+def _timing(passes: list[dict], wall_s: float) -> dict:
+    generation_s = sum(p["seconds"] for p in passes)
+    return {"passes": passes, "generation_s": round(generation_s, 2),
+            "to_first_result_s": round(sum(p["to_first_result_s"] for p in passes), 2),
+            "other_s": round(wall_s - generation_s, 2)}
+
+
+def _write_report(store: RunStore, stats: dict) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in report.write_report(stats, tmp):
+            with open(path, "rb") as f:
+                store.write_bytes(f"report/{os.path.basename(path)}", f.read())
 
 def _check_accounting(stats, candidates, kept, rejected, loaded) -> None:
     """The run's invariants; a violation is a bug, never silently written out."""
@@ -241,13 +270,12 @@ def _redacted(obj):
     return obj
 
 
-def log_table(stats: dict, log) -> None:
+def log_table(stats: dict) -> None:
     s = stats["seeds"]
-    log(f"[augment] seeds: {s['rows_read']} read = {s['processed']} processed + {s['quarantined']} quarantined")
-    header = f"{'dataset':8} {'aug':11} {'generated':>9} {'accepted':>8} {'rejected':>8} {'rate':>6} {'rewrites_rej':>12}"
-    log(header)
+    log.info("seeds: %d read = %d processed + %d quarantined", s["rows_read"], s["processed"], s["quarantined"])
+    log.info(f"{'dataset':8} {'aug':11} {'generated':>9} {'accepted':>8} {'rejected':>8} {'rate':>6} {'rewrites_rej':>12}")
     for t in stats["by_dataset_aug"]:
         rate = "-" if t["acceptance_rate"] is None else f"{t['acceptance_rate']:.1%}"
-        log(f"{t['dataset']:8} {t['aug']:11} {t['candidates']:>9} {t['accepted']:>8} {t['rejected']:>8} {rate:>6} {t['rewrites_rejected']:>12}")
+        log.info(f"{t['dataset']:8} {t['aug']:11} {t['candidates']:>9} {t['accepted']:>8} {t['rejected']:>8} {rate:>6} {t['rewrites_rejected']:>12}")
     tot = stats["totals"]
-    log(f"{'total':8} {'':11} {tot['candidates']:>9} {tot['accepted']:>8} {tot['rejected']:>8}")
+    log.info(f"{'total':8} {'':11} {tot['candidates']:>9} {tot['accepted']:>8} {tot['rejected']:>8}")

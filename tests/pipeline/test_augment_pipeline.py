@@ -5,7 +5,8 @@ A random model's chains of thought are rejected, which exercises rejection and a
 
 import pytest
 
-from metamath_ray.config import AugmentConfig, load_config
+from metamath_ray.augment.config import AugmentConfig
+from metamath_ray.config import load_config
 from metamath_ray.pipeline.augment import run_augment
 
 pytestmark = pytest.mark.pipeline
@@ -51,11 +52,11 @@ def _check_run(store):
     return cand
 
 
-def test_augment_run_resume_and_rerun(local_ray, tmp_path):
+def test_augment_run_resume_and_rerun(local_ray, tmp_path, caplog):
     from metamath_ray.storage import RunStore
 
     cfg = _cfg(str(tmp_path))
-    run_augment(cfg, log=lambda m: None)
+    run_augment(cfg)
     store = RunStore(str(tmp_path), "r1")
     ids = _check_run(store)
     shards = {s: store.read_table(s).num_rows for s in store.list("candidates")}
@@ -63,7 +64,7 @@ def test_augment_run_resume_and_rerun(local_ray, tmp_path):
 
     # A rerun of a complete run changes nothing.
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r1" / "candidates").iterdir()}
-    run_augment(cfg, log=lambda m: None)
+    run_augment(cfg)
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r1" / "candidates").iterdir()} == before
 
     # Simulate a crash after chunk 0 was committed: only the missing chunks are generated again,
@@ -73,23 +74,24 @@ def test_augment_run_resume_and_rerun(local_ray, tmp_path):
     for sub in ("data", "rejected"):
         for p in (tmp_path / "r1" / sub).iterdir():
             p.unlink()
-    logs = []
-    run_augment(cfg, log=logs.append)
-    assert any("1 of 3 chunks already committed" in m for m in logs)
+    caplog.clear()
+    caplog.set_level("INFO", logger="metamath_ray")
+    run_augment(cfg)
+    assert "1 of 3 chunks already committed" in caplog.text
     assert _check_run(store) == ids
 
 
 def test_changed_config_is_refused(local_ray, tmp_path):
-    run_augment(_cfg(str(tmp_path), "augmentations=[AnsAug]"), log=lambda m: None)
+    run_augment(_cfg(str(tmp_path), "augmentations=[AnsAug]"))
     with pytest.raises(RuntimeError, match="different config"):
-        run_augment(_cfg(str(tmp_path), "augmentations=[AnsAug]", "sampling.temperature=0.3"), log=lambda m: None)
+        run_augment(_cfg(str(tmp_path), "augmentations=[AnsAug]", "sampling.temperature=0.3"))
 
 
 def test_augment_to_s3(local_ray, s3_env):
     from metamath_ray.storage import RunStore
 
     out = f"s3://{s3_env}/runs"
-    run_augment(_cfg(out, "augmentations=[AnsAug, FOBAR]", "seeds=[{path: 'bundled:gsm8k'}]"), log=lambda m: None)
+    run_augment(_cfg(out, "augmentations=[AnsAug, FOBAR]", "seeds=[{path: 'bundled:gsm8k'}]"))
     store = RunStore(out, "r1")
     manifest = store.read_json("manifest.json")
     assert manifest["seeds"]["processed"] == 3

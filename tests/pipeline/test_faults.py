@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from metamath_ray.config import AugmentConfig, load_config
+from metamath_ray.augment.config import AugmentConfig
+from metamath_ray.config import load_config
 from metamath_ray.pipeline.augment import run_augment
 from metamath_ray.seeds import BUNDLED
 from metamath_ray.storage import RunStore
@@ -97,7 +98,7 @@ def ray_session():
 def baseline(ray_session, seed_file, tmp_path_factory) -> dict[str, dict]:
     """An uninterrupted run of the config every fault test uses."""
     out = str(tmp_path_factory.mktemp("baseline"))
-    run_augment(_cfg(seed_file, out), log=lambda m: None)
+    run_augment(_cfg(seed_file, out))
     records = _records(RunStore(out, RUN))
     augs = [r["aug"] for r in records.values()]
     assert augs.count("AnsAug") == N_SEEDS and augs.count("FOBAR") >= N_SEEDS // 2
@@ -165,7 +166,7 @@ def test_engine_actor_killed_mid_augment(baseline, seed_file, tmp_path):
     killer = EngineActorKiller()
     killer.start()
     t0 = time.monotonic()
-    run_augment(_cfg(seed_file, str(tmp_path)), log=lambda m: None)
+    run_augment(_cfg(seed_file, str(tmp_path)))
     killer.done.set()
     killer.join()
     assert killer.error is None, killer.error

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 import metamath_ray
-from metamath_ray.config import AugmentConfig, ConfigError, load_config
+from metamath_ray.augment.config import AugmentConfig
+from metamath_ray.config import ConfigError, load_config
 from metamath_ray.storage import RunStore, StorageError, validate_run_name
 
 SECRET = "planted-secret-XYZ-7f3a9c"
@@ -221,20 +222,20 @@ def _grep_tree(root: Path) -> list[str]:
 
 
 @pytest.mark.pipeline
-def test_planted_secret_never_reaches_outputs_or_logs(secret_ray, tmp_path, capfd):
+def test_planted_secret_never_reaches_outputs_or_logs(secret_ray, tmp_path, capfd, caplog):
     import boto3
 
     from metamath_ray.pipeline.augment import run_augment
 
-    logs: list[str] = []
+    caplog.set_level("DEBUG")
     # a local run
-    run_augment(_cfg(str(tmp_path / "out")), log=logs.append)
+    run_augment(_cfg(str(tmp_path / "out")))
     local_files = [p for p in (tmp_path / "out" / "sec").rglob("*") if p.is_file()]
     assert any(p.name == "manifest.json" for p in local_files) and len(local_files) >= 5
     # an S3 run, authenticated with the planted credentials
     s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
     s3.create_bucket(Bucket="secbucket")
-    run_augment(_cfg("s3://secbucket/runs", "augmentations=[AnsAug, FOBAR]"), log=logs.append)
+    run_augment(_cfg("s3://secbucket/runs", "augmentations=[AnsAug, FOBAR]"))
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="secbucket")["Contents"]]
     assert "runs/sec/manifest.json" in keys
     s3_hits = []
@@ -242,7 +243,7 @@ def test_planted_secret_never_reaches_outputs_or_logs(secret_ray, tmp_path, capf
         body = s3.get_object(Bucket="secbucket", Key=k)["Body"].read()
         s3_hits += [f"s3://secbucket/{k}: {n.decode()}" for n in NEEDLES if n in body]
     out, err = capfd.readouterr()
-    captured = (out + err + "\n".join(logs)).encode()
+    captured = (out + err + caplog.text).encode()
 
     assert _grep_tree(tmp_path / "out") == []
     assert s3_hits == []
@@ -302,7 +303,7 @@ def test_local_ray_listens_on_loopback_only(secret_ray, tmp_path):
     from metamath_ray.pipeline.augment import run_augment
 
     # exercise the session: an augment step with the hf engine, plus a Ray Data job and an actor
-    run_augment(_cfg(str(tmp_path), "augmentations=[AnsAug]", "limit=1"), log=lambda m: None)
+    run_augment(_cfg(str(tmp_path), "augmentations=[AnsAug]", "limit=1"))
     assert ray.data.range(8).map(lambda r: {"id": r["id"] * 2}).sum("id") == 56
 
     @ray.remote

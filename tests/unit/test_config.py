@@ -2,7 +2,8 @@
 
 import pytest
 
-from metamath_ray.config import AugmentConfig, ConfigError, load_config, parse_override
+from metamath_ray.augment.config import AugmentConfig
+from metamath_ray.config import ConfigError, load_config, parse_override
 
 
 @pytest.mark.parametrize(
@@ -77,7 +78,7 @@ def test_missing_and_invalid_files(tmp_path):
     ],
 )
 def test_config_hash_tracks_only_what_determines_the_data(override, same_data):
-    from metamath_ray.pipeline.augment import config_hash
+    from metamath_ray.records import config_hash
 
     base = load_config(AugmentConfig, None, [])
     changed = load_config(AugmentConfig, None, [override])

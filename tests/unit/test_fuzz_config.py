@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from metamath_ray import cli
-from metamath_ray.config import AugmentConfig, ConfigError, load_config
+from metamath_ray.augment.config import AugmentConfig
+from metamath_ray.config import ConfigError, load_config
 from metamath_ray.pipeline.run import STAGES
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metamath_ray.answers import extract_answer, is_equivalent, warm_up
-from metamath_ray.pipeline.augment import QUARANTINE_SCHEMA, _table
+from metamath_ray.records import QUARANTINE_SCHEMA
+from metamath_ray.records import to_table as _table
 from metamath_ray.seeds import SEED_FIELDS, SeedSourceError, load_seeds
 
 FUZZ = settings(

@@ -4,8 +4,10 @@ the program in the sandbox, export as GSM_PoT / MATH_PoT."""
 import pytest
 
 from metamath_ray.augment import export, pot
-from metamath_ray.augment.base import ANSWER_PREFIX, AUGMENTATIONS, DEFAULT_AUGMENTATIONS, EXPORT_TYPES
-from metamath_ray.config import AugmentConfig, load_config
+from metamath_ray.augment.base import ANSWER_PREFIX, EXPORT_TYPES
+from metamath_ray.augment.config import AugmentConfig
+from metamath_ray.augment.registry import AUGMENTATIONS, DEFAULT_AUGMENTATIONS
+from metamath_ray.config import load_config
 
 GSM_Q = "Tom has 3 boxes with 12 apples each. He eats 5 apples. How many apples are left?"
 
