@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 
+from metamath_ray.engines.devices import cuda_available
+from metamath_ray.engines.registry import logical_gpus
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -19,15 +22,6 @@ def local_env() -> None:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("VLLM_HOST_IP", LOOPBACK)
     os.environ.setdefault("MASTER_ADDR", LOOPBACK)
-
-
-def cuda_available() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except Exception:  # noqa: BLE001 - no torch, broken driver: no CUDA
-        return False
 
 
 def init_ray(
@@ -41,18 +35,22 @@ def init_ray(
     """
     import ray
 
+    from metamath_ray import logs
+
     if ray.is_initialized():
         return "cluster" if (address or os.environ.get("RAY_ADDRESS")) else "local"
+    # Under the CLI, workers forward this package's log records to the driver's console.
+    runtime_env = logs.worker_runtime_env() or None
     target = address or os.environ.get("RAY_ADDRESS")
     if target:
-        ray.init(address=target, include_dashboard=False, log_to_driver=True)
+        ray.init(address=target, include_dashboard=False, log_to_driver=True, runtime_env=runtime_env)
         return "cluster"
     local_env()
     if num_gpus is None and need_logical_gpus and not cuda_available():
         num_gpus = need_logical_gpus
     kwargs = dict(
         num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-        _node_ip_address=LOOPBACK, log_to_driver=True,
+        _node_ip_address=LOOPBACK, log_to_driver=True, runtime_env=runtime_env,
     )
     if object_store_memory_gb:
         kwargs["object_store_memory"] = int(object_store_memory_gb * 2**30)
@@ -63,11 +61,7 @@ def init_ray(
 def start_ray(ray_cfg, engine_cfg=None) -> str:
     """The one way a stage starts Ray: its `ray:` section, plus the logical GPUs its engine needs
     on a machine without CUDA (the engine registry says how many; see `engines.logical_gpus`)."""
-    need = 0
-    if engine_cfg is not None:
-        from metamath_ray.engines import logical_gpus
-
-        need = logical_gpus(engine_cfg)
+    need = logical_gpus(engine_cfg) if engine_cfg is not None else 0
     return init_ray(
         ray_cfg.address, num_cpus=ray_cfg.num_cpus, num_gpus=ray_cfg.num_gpus,
         need_logical_gpus=need, object_store_memory_gb=ray_cfg.object_store_memory_gb,

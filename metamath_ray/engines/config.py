@@ -15,7 +15,7 @@ class SamplingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     temperature: float = Field(0.7, ge=0.0, description="0 means greedy decoding")
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling: keep the smallest token set with this mass")
     max_tokens: int = Field(512, ge=1, description="new tokens per response")
     stop: list[str] = Field(default_factory=list, description="stop strings")
     seed: int = Field(0, description="base seed; per-row seeds are derived from it")
@@ -44,7 +44,7 @@ class EngineConfig(BaseModel):
     num_gpus_per_replica: float = Field(
         1.0, ge=0.0, description="GPUs each replica reserves (vllm: also tensor_parallel_size GPUs)"
     )
-    tensor_parallel_size: int = Field(1, ge=1)
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs one replica shards the model over")
     max_model_len: int = Field(4096, ge=16, description="context length the engine allocates for")
     dtype: str = Field("auto", description="auto | bfloat16 | float16 | float32")
     enable_prefix_caching: bool = Field(True, description="few-shot prefixes are shared across prompts")

@@ -28,7 +28,7 @@ def _cpu_defaults(max_model_len: int) -> dict:
     prefill off (GPU clusters keep vLLM's defaults)."""
     import ray
 
-    from metamath_ray.ray_setup import cuda_available
+    from metamath_ray.engines.devices import cuda_available
 
     local = ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
     if local and not cuda_available():

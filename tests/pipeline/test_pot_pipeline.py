@@ -3,7 +3,8 @@ them in the sandbox inside Ray map tasks, and every outcome lands in data/, reje
 
 import pytest
 
-from metamath_ray.config import AugmentConfig, load_config
+from metamath_ray.augment.config import AugmentConfig
+from metamath_ray.config import load_config
 from metamath_ray.pipeline.augment import run_augment
 
 pytestmark = pytest.mark.pipeline
@@ -16,30 +17,25 @@ PROGRAMS = {
 }
 
 
-def scripted_stage(engine, sampling):
-    def answer(row):
-        if row["aug"] == "PoT":
-            assert row["prompt"].endswith("Program:\n```python\n")
-            text = PROGRAMS[int(row["sample_idx"])].format(expected=row["expected"])
-        else:
-            text = f"Add them up.\nThe answer is: {row['expected']}"
-        return {**row, "generated_text": text, "num_input_tokens": 7, "num_generated_tokens": 3}
-
-    return lambda ds: ds.map(answer)
+def program_script(row: dict) -> str:
+    """The scripted engine's answers (engine.script="test_pot_pipeline:program_script")."""
+    if row["aug"] == "PoT":
+        assert row["prompt"].endswith("Program:\n```python\n")
+        return PROGRAMS[int(row["sample_idx"])].format(expected=row["expected"])
+    return f"Add them up.\nThe answer is: {row['expected']}"
 
 
-def test_pot_augmentation_runs_programs_in_ray(local_ray, tmp_path, monkeypatch):
-    import metamath_ray.engines as engines
+def test_pot_augmentation_runs_programs_in_ray(local_ray, tmp_path):
     from metamath_ray.storage import RunStore
 
-    monkeypatch.setattr(engines, "build_generation_stage", scripted_stage)
     cfg = load_config(AugmentConfig, None, [
         "seeds=[{path: 'bundled:gsm8k'}]", "limit=2", "chunk_seeds=2", "augmentations=[AnsAug, PoT]",
         "adaptive=false", "aug.AnsAug.k=1", "aug.AnsAug.max_attempts=1",
-        "aug.PoT.k=3", "aug.PoT.max_attempts=3", "aug.PoT.sandbox_wall_s=1", "engine.kind=hf",
+        "aug.PoT.k=3", "aug.PoT.max_attempts=3", "aug.PoT.sandbox_wall_s=1",
+        "engine.kind=scripted", "engine.script=test_pot_pipeline:program_script",
         "decontam.enabled=false",
     ], base={"output": str(tmp_path), "run_name": "pot"})
-    run_augment(cfg, log=lambda m: None)
+    run_augment(cfg)
 
     store = RunStore(str(tmp_path), "pot")
     rows = [r for s in store.list("candidates") for r in store.read_table(s).to_pylist()]
@@ -65,29 +61,24 @@ def test_pot_augmentation_runs_programs_in_ray(local_ray, tmp_path, monkeypatch)
             assert r["response"].splitlines()[-1].startswith("The answer is: ")
 
 
-def test_hybrid_evaluation_reports_beside_cot(local_ray, tmp_path, monkeypatch):
+def hybrid_answer(row):
+    """CoT right on even questions; programs: right on the first two, crashing on the rest."""
+    idx = int(row["source_index"])
+    if row["decoding"] == "pot":
+        return f"```python\nprint({row['gold']})\n```" if idx < 2 else "```python\nprint(1/0)\n```"
+    return f"The answer is: {row['gold'] if idx % 2 == 0 else 123456789}"
+
+
+def test_hybrid_evaluation_reports_beside_cot(local_ray, tmp_path):
     from metamath_ray.evaluate.config import EvaluateConfig
     from metamath_ray.pipeline import evaluate as pipeline
 
-    starts = []
-
-    def stage(engine, sampling):
-        starts.append(sampling.temperature)
-        # CoT right on even questions; programs: right on the first two, crashing on the rest.
-        def answer(row):
-            idx = int(row["source_index"])
-            if row["decoding"] == "pot":
-                text = f"```python\nprint({row['gold']})\n```" if idx < 2 else "```python\nprint(1/0)\n```"
-            else:
-                text = f"The answer is: {row['gold'] if idx % 2 == 0 else 123456789}"
-            return {**row, "generated_text": text, "num_input_tokens": 5, "num_generated_tokens": 5}
-
-        return lambda ds: ds.map(answer)
-
-    monkeypatch.setattr(pipeline, "_generation_stage", stage)
-    cfg = EvaluateConfig(datasets="gsm8k", limit=4, mode="hybrid", output=str(tmp_path), run_name="h")
+    cfg = EvaluateConfig(datasets="gsm8k", limit=4, mode="hybrid", output=str(tmp_path), run_name="h",
+                         engine={"kind": "scripted", "script": "tests.pipeline.test_pot_pipeline:hybrid_answer"})
     report = pipeline.run_evaluate(cfg)
-    assert starts == [0.0], "greedy CoT and programs share one greedy engine pass"
+    passes = report["throughput"]["passes"]
+    assert [(p["decodings"], p["temperature"], p["requests"]) for p in passes] == [(["greedy", "pot"], 0.0, 8)], \
+        "greedy CoT and programs share one greedy engine pass"
     ds = report["datasets"]["gsm8k"]
     assert ds["questions"] == 4 and ds["greedy"]["strict"]["accuracy"] == 0.5  # CoT metrics: CoT rows only
     h = ds["hybrid"]
