@@ -9,7 +9,10 @@ are applied as vLLM applies them; token counts are whitespace-separated words.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any, Callable
+
+from ray import cloudpickle
 
 if TYPE_CHECKING:
     from metamath_ray.engines.config import EngineConfig, SamplingConfig
@@ -55,8 +58,8 @@ def _plain(value: Any) -> Any:
 
 
 class ScriptedGenerator:
-    def __init__(self, script: str, stop: list[str]):
-        self.script = load_script(script)
+    def __init__(self, script: Script, stop: list[str]):
+        self.script = script
         self.stop = stop
 
     def __call__(self, batch: dict) -> dict:
@@ -73,11 +76,16 @@ class ScriptedGenerator:
 def build_scripted_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:
     if not engine.script:
         raise ValueError("engine.kind=scripted needs engine.script ('module:function' or 'gold')")
-    load_script(engine.script)  # a bad name fails here, on the driver, in one line
+    script = load_script(engine.script)  # a bad name fails here, on the driver, in one line
+    # Workers need not import the script's module (a test file, a user's file next to the job):
+    # ship its code with the function.
+    module = sys.modules.get(script.__module__)
+    if module is not None and not script.__module__.startswith("metamath_ray."):
+        cloudpickle.register_pickle_by_value(module)
 
     def stage(ds):
         return ds.map_batches(
-            ScriptedGenerator, fn_constructor_kwargs={"script": engine.script, "stop": list(sampling.stop)},
+            ScriptedGenerator, fn_constructor_kwargs={"script": script, "stop": list(sampling.stop)},
             batch_size=engine.batch_size, batch_format="numpy", concurrency=1,
         )
 
