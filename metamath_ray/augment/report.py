@@ -104,6 +104,15 @@ def _level_type_table(cells: list[dict]) -> list[str]:
 
 def _bar_chart(path: str, labels: list[str], series: dict[str, list[float]], title: str, ylabel: str,
                stacked: bool = False) -> str:
+    fig = bar_chart_figure(labels, series, title, ylabel, stacked)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def bar_chart_figure(labels: list[str], series: dict[str, list[float]], title: str, ylabel: str,
+                     stacked: bool = False):
+    """Bars per label (side by side, or stacked); a legend beside the axes, never over a bar."""
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) + 2), 4))
     width = 0.8 if stacked else 0.8 / max(1, len(series))
     bottom = [0.0] * len(labels)
@@ -117,11 +126,9 @@ def _bar_chart(path: str, labels: list[str], series: dict[str, list[float]], tit
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     if len(series) > 1:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    fig.tight_layout()  # makes room for the legend outside the axes
+    return fig
 
 
 def _heatmap(path: str, cells: list[dict]) -> str:

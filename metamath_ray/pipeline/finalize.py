@@ -204,7 +204,6 @@ def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chun
         "totals": stats["totals"], "seeds": stats["seeds"], "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     store.write_json("manifest.json", manifest)  # last: its presence means the run is complete
-    log_table(stats)
     log.info("outputs in %s: data/, rejected/, metamathqa.json (%d records), quarantine/, stats.json, "
              "report/report.md, manifest.json", store.uri, len(records))
     return manifest
@@ -268,14 +267,3 @@ def _redacted(obj):
     if isinstance(obj, list):
         return [_redacted(v) for v in obj]
     return obj
-
-
-def log_table(stats: dict) -> None:
-    s = stats["seeds"]
-    log.info("seeds: %d read = %d processed + %d quarantined", s["rows_read"], s["processed"], s["quarantined"])
-    log.info(f"{'dataset':8} {'aug':11} {'generated':>9} {'accepted':>8} {'rejected':>8} {'rate':>6} {'rewrites_rej':>12}")
-    for t in stats["by_dataset_aug"]:
-        rate = "-" if t["acceptance_rate"] is None else f"{t['acceptance_rate']:.1%}"
-        log.info(f"{t['dataset']:8} {t['aug']:11} {t['candidates']:>9} {t['accepted']:>8} {t['rejected']:>8} {rate:>6} {t['rewrites_rejected']:>12}")
-    tot = stats["totals"]
-    log.info(f"{'total':8} {'':11} {tot['candidates']:>9} {tot['accepted']:>8} {tot['rejected']:>8}")

@@ -14,17 +14,25 @@ the same config after a crash skips what is done.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+import json
+import logging
+import time
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from metamath_ray.config import AugmentConfig, ConfigError, build_config
+from metamath_ray import storage
+from metamath_ray.augment.config import AugmentConfig
+from metamath_ray.config import ConfigError, build_config
 from metamath_ray.evaluate.config import EvaluateConfig
-from metamath_ray.storage import StorageError, validate_run_name
-from metamath_ray.train.config import TrainConfig, join_uri
+from metamath_ray.storage import StorageError, join, validate_run_name
+from metamath_ray.train.config import TrainConfig
 
 Stage = Literal["augment", "train", "evaluate"]
 MODEL_DIR = "model"  # train/run.py writes the consolidated Hugging Face folder here
+SEED_SOLUTION_MIX = "train-data/train.json"  # under the root, when train_on_seed_solutions is set
+
+log = logging.getLogger(__name__)
 
 
 class PipelineConfig(BaseModel):
@@ -33,8 +41,17 @@ class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     output: str = Field(..., description="root for all three runs: local folder or s3://bucket/prefix")
-    name: str = Field("metamath", description="runs go to <output>/<name>/{augment,train,evaluate}")
-    stages: list[Stage] = Field(default_factory=lambda: ["augment", "train", "evaluate"])
+    name: str | None = Field(
+        "metamath", description="runs go to <output>/<name>/{augment,train,evaluate}; null: straight under <output>"
+    )
+    stages: list[Stage] = Field(
+        default_factory=lambda: ["augment", "train", "evaluate"], description="which stages run, in this order"
+    )
+    train_on_seed_solutions: bool = Field(
+        False,
+        description="train on the augment run's accepted records plus the seeds' own reference solutions "
+        f"(written to <root>/{SEED_SOLUTION_MIX}); the demo's random model gets every answer rejected",
+    )
     augment: dict[str, Any] = Field(default_factory=dict, description="an AugmentConfig (output/run_name filled in)")
     train: dict[str, Any] = Field(default_factory=dict, description="a TrainConfig (data/output/run_name filled in)")
     evaluate: dict[str, Any] = Field(default_factory=dict, description="an EvaluateConfig (model/output/run_name filled in)")
@@ -42,7 +59,8 @@ class PipelineConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self):
         try:
-            validate_run_name(self.name)
+            if self.name is not None:
+                validate_run_name(self.name)
         except StorageError as e:  # a ValueError here becomes the one-line config error
             raise ValueError(str(e)) from None
         if not self.stages:
@@ -53,7 +71,7 @@ class PipelineConfig(BaseModel):
 
     @property
     def root(self) -> str:
-        return join_uri(self.output, self.name)
+        return self.output if self.name is None else join(self.output, self.name)
 
 
 def _linked(section: dict, filled: dict, stage: str) -> dict:
@@ -66,56 +84,80 @@ def _linked(section: dict, filled: dict, stage: str) -> dict:
 def stage_configs(cfg: PipelineConfig) -> dict[str, BaseModel]:
     """Validate every wanted stage's section with the links filled in (pure; no I/O)."""
     out: dict[str, BaseModel] = {}
-    augment_uri = join_uri(cfg.root, "augment")
+    augment_uri = join(cfg.root, "augment")
     if "augment" in cfg.stages:
         out["augment"] = build_config(
             AugmentConfig, _linked(cfg.augment, {"output": cfg.root, "run_name": "augment"}, "augment"), "augment")
     if "train" in cfg.stages:
         data = {"data": augment_uri} if "augment" in cfg.stages or "data" not in cfg.train else {}
+        if cfg.train_on_seed_solutions:
+            data = {"data": join(cfg.root, SEED_SOLUTION_MIX)}
         out["train"] = build_config(
             TrainConfig, _linked(cfg.train, {**data, "output": cfg.root, "run_name": "train"}, "train"), "train")
     if "evaluate" in cfg.stages:
-        model = {"model": join_uri(cfg.root, "train", MODEL_DIR)} if "train" in cfg.stages else {}
+        model = {"model": join(cfg.root, "train", MODEL_DIR)} if "train" in cfg.stages else {}
         out["evaluate"] = build_config(
             EvaluateConfig, _linked(cfg.evaluate, {**model, "output": cfg.root, "run_name": "evaluate"}, "evaluate"),
             "evaluate")
     return out
 
 
-def run_pipeline(cfg: PipelineConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     """Run the wanted stages in order; each stage's result feeds the next."""
-    import time
-
-    from metamath_ray.storage import RunStore
-
     configs = stage_configs(cfg)
     summary: dict[str, Any] = {"root": cfg.root, "stages": list(configs)}
-    t0 = time.time()
-    if "augment" in configs:
-        from metamath_ray.pipeline.augment import run_augment
-
-        log(f"[run] augment -> {cfg.root}/augment")
-        manifest = run_augment(configs["augment"], log=log)
-        summary["augment"] = {"uri": manifest["uri"], "totals": manifest["totals"]}
-    if "train" in configs:
-        from metamath_ray.train.run import run_train
-
-        train_cfg = configs["train"]
-        if "augment" in configs and not RunStore(cfg.root, "augment").exists("manifest.json"):
-            raise ConfigError(f"augment run {cfg.root}/augment has no manifest.json; it did not finish")
-        log(f"[run] train {train_cfg.model} on {train_cfg.data} -> {train_cfg.run_uri}")
-        summary["train"] = run_train(train_cfg)
-    if "evaluate" in configs:
-        from metamath_ray.pipeline.evaluate import run_evaluate
-
-        eval_cfg = configs["evaluate"]
-        if "train" in summary and summary["train"].get("model_uri"):
-            eval_cfg = eval_cfg.model_copy(update={"model": summary["train"]["model_uri"]})
-        log(f"[run] evaluate {eval_cfg.model} on {', '.join(eval_cfg.datasets)}")
-        report = run_evaluate(eval_cfg)
-        summary["evaluate"] = {"uri": report["outputs"]["run"], "accuracy": _headline(report)}
-    summary["wall_time_s"] = round(time.time() - t0, 1)
+    started = time.time()
+    runners = {"augment": _run_augment, "train": _run_train, "evaluate": _run_evaluate}
+    for number, (stage, stage_cfg) in enumerate(configs.items(), 1):
+        log.info("stage %d/%d: %s", number, len(configs), stage)
+        summary[stage] = runners[stage](cfg, stage_cfg, summary)
+    summary["wall_time_s"] = round(time.time() - started, 1)
     return summary
+
+
+def _run_augment(cfg: PipelineConfig, aug_cfg: AugmentConfig, summary: dict) -> dict:
+    from metamath_ray.pipeline.augment import run_augment
+
+    manifest = run_augment(aug_cfg)
+    stats = storage.read_json(join(manifest["uri"], "stats.json"))
+    return {"uri": manifest["uri"], "totals": manifest["totals"], "stats": stats}
+
+
+def _run_train(cfg: PipelineConfig, train_cfg: TrainConfig, summary: dict) -> dict:
+    from metamath_ray.train.run import run_train
+
+    augment_uri = join(cfg.root, "augment")
+    if "augment" in summary and not storage.exists(join(augment_uri, "manifest.json")):
+        raise ConfigError(f"augment run {augment_uri} has no manifest.json; it did not finish")
+    if cfg.train_on_seed_solutions:
+        _write_seed_solution_mix(cfg, train_cfg.data)
+    log.info("training %s on %s", train_cfg.model, train_cfg.data)
+    return run_train(train_cfg)
+
+
+def _write_seed_solution_mix(cfg: PipelineConfig, data_uri: str) -> None:
+    """The augment run's accepted records (if any) plus the seeds' reference solutions, as one
+    MetaMathQA file: with a random model, verification rejects every chain of thought, and
+    training would otherwise have nothing to learn from."""
+    from metamath_ray.augment.export import seed_solution_records
+    from metamath_ray.seeds import load_seeds
+
+    aug_cfg = build_config(AugmentConfig, {**cfg.augment, "output": cfg.root, "run_name": "augment"}, "augment")
+    records = json.loads(storage.read_text_if_exists(join(cfg.root, "augment", "metamathqa.json")) or "[]")
+    seeds = load_seeds(aug_cfg.seeds, limit=aug_cfg.limit).seeds
+    storage.write_bytes(data_uri, json.dumps(records + seed_solution_records(seeds), ensure_ascii=False).encode())
+    log.info("training data: %d accepted records + %d seed solutions", len(records), len(seeds))
+
+
+def _run_evaluate(cfg: PipelineConfig, eval_cfg: EvaluateConfig, summary: dict) -> dict:
+    from metamath_ray.pipeline.evaluate import run_evaluate
+
+    trained = summary.get("train", {}).get("model_uri")
+    if trained:
+        eval_cfg = eval_cfg.model_copy(update={"engine": eval_cfg.engine.model_copy(update={"model": trained})})
+    log.info("evaluating %s on %s", eval_cfg.engine.model, ", ".join(eval_cfg.datasets))
+    report = run_evaluate(eval_cfg)
+    return {"uri": report["outputs"]["run"], "accuracy": _headline(report), "report": report}
 
 
 def _headline(report: dict) -> dict[str, Any]:

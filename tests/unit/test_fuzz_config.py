@@ -154,16 +154,19 @@ def _accept(cfg, *args, **kwargs):
 @pytest.fixture(scope="module")
 def recorded_runs():
     """Replace the stage runners so a valid config is recorded instead of run."""
-    import metamath_ray.demo as demo
+    import metamath_ray.logs as logs
     import metamath_ray.pipeline.augment as aug
     import metamath_ray.pipeline.evaluate as ev
+    import metamath_ray.pipeline.run as run
     import metamath_ray.train.run as tr
 
     mp = pytest.MonkeyPatch()
     mp.setattr(aug, "run_augment", _accept)
     mp.setattr(tr, "run_train", _accept)
     mp.setattr(ev, "run_evaluate", _accept)
-    mp.setattr(demo, "run_demo", lambda output, **kw: _accept(AugmentConfig(output=output)))
+    mp.setattr(run, "run_pipeline", _accept)  # `run` and `demo` (a preset of `run`)
+    # no run log: a recorded run writes nothing (the default outputs are relative folders)
+    mp.setattr(logs, "run_log", lambda uri, command: contextlib.nullcontext(logs.RunLog("", "")))
     yield []
     mp.undo()
 

@@ -4,7 +4,8 @@ command in its first line.
 The file name says which stage a config is for: augment_* -> AugmentConfig, train_* ->
 TrainConfig (pretrain_* too: continued pretraining is `train` with objective=pretrain),
 evaluate_* -> EvaluateConfig, run_* -> PipelineConfig (every stage section validated
-with the stage links filled in), demo* -> DemoConfig. rayjob*.yaml is a KubeRay
+with the stage links filled in; the demo is a preset of `run`, so it has no job file of its own).
+rayjob*.yaml is a KubeRay
 manifest: parsed as YAML, and its entrypoint must name a job config that exists here.
 """
 
@@ -17,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metamath_ray.config import AugmentConfig, DemoConfig, load_config
+from metamath_ray.augment.config import AugmentConfig
+from metamath_ray.config import load_config
 from metamath_ray.evaluate.config import EvaluateConfig
 from metamath_ray.pipeline.run import PipelineConfig, stage_configs
 from metamath_ray.train.config import TrainConfig
@@ -26,9 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 JOBS = ROOT / "jobs"
 
 MODELS = {"augment_": AugmentConfig, "train_": TrainConfig, "evaluate_": EvaluateConfig, "run_": PipelineConfig,
-          "pretrain_": TrainConfig, "demo": DemoConfig}
-STAGE_OF = {"augment_": "augment", "train_": "train", "evaluate_": "evaluate", "run_": "run", "pretrain_": "train",
-            "demo": "demo"}
+          "pretrain_": TrainConfig}
+STAGE_OF = {"augment_": "augment", "train_": "train", "evaluate_": "evaluate", "run_": "run", "pretrain_": "train"}
 LAUNCH_PREFIXES = ("# ray job submit", "# metamath-ray")
 
 ALL_YAML = sorted(p for p in JOBS.glob("*.y*ml"))
@@ -41,7 +42,7 @@ def _prefix(path: Path) -> str:
         if path.name.startswith(prefix):
             return prefix
     raise AssertionError(
-        f"{path.name}: job configs are named augment_*, train_*, pretrain_*, evaluate_*, run_* or demo* "
+        f"{path.name}: job configs are named augment_*, train_*, pretrain_*, evaluate_* or run_* "
         "(the prefix picks the config model the CLI validates it with)"
     )
 

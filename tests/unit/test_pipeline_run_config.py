@@ -19,7 +19,7 @@ def test_stages_are_linked_through_the_output_root():
     assert configs["augment"].output == "s3://bucket/runs/exp1" and configs["augment"].run_name == "augment"
     assert configs["train"].data == "s3://bucket/runs/exp1/augment"
     assert configs["train"].run_uri == "s3://bucket/runs/exp1/train"
-    assert configs["evaluate"].model == "s3://bucket/runs/exp1/train/model"
+    assert configs["evaluate"].engine.model == "s3://bucket/runs/exp1/train/model"
     assert configs["evaluate"].run_name == "evaluate"
 
 
@@ -32,7 +32,7 @@ def test_stage_sections_are_the_stages_own_configs():
 
 def test_without_training_evaluate_keeps_its_own_model_and_train_its_own_data():
     configs = stage_configs(_cfg(["evaluate.model=tiny"], stages=["evaluate"]))
-    assert list(configs) == ["evaluate"] and configs["evaluate"].model == "tiny"
+    assert list(configs) == ["evaluate"] and configs["evaluate"].engine.model == "tiny"
     configs = stage_configs(_cfg(["train.data=s3://bucket/other/aug"], stages=["train"]))
     assert configs["train"].data == "s3://bucket/other/aug"
 
@@ -72,12 +72,15 @@ def fake_stages(monkeypatch):
 
     calls: dict = {"write_manifest": True}
 
-    def fake_augment(cfg, log=print):
+    def fake_augment(cfg):
         calls["augment"] = cfg
         store = RunStore(cfg.output, cfg.run_name)
+        store.write_json("stats.json", FAKE_STATS)
+        store.write_json("metamathqa.json", [{"type": "GSM_AnsAug", "query": "q", "original_question": "q",
+                                              "response": "r\nThe answer is: 1"}])
         if calls["write_manifest"]:
             store.write_json("manifest.json", {"ok": True})
-        return {"uri": store.uri, "totals": {"accepted": 3}}
+        return {"uri": store.uri, "totals": FAKE_STATS["totals"]}
 
     def fake_train(cfg):
         calls["train"] = cfg
@@ -86,7 +89,8 @@ def fake_stages(monkeypatch):
     def fake_evaluate(cfg):
         calls["evaluate"] = cfg
         return {"outputs": {"run": f"{cfg.output}/{cfg.run_name}"},
-                "datasets": {"gsm8k": {"greedy": {"strict": {"accuracy": 0.25}}}}}
+                "datasets": {"gsm8k": {"questions": 4, "greedy": {"strict": {"accuracy": 0.25},
+                                                                  "metamath": {"accuracy": 0.5}}}}}
 
     monkeypatch.setattr(aug_mod, "run_augment", fake_augment)
     monkeypatch.setattr(train_mod, "run_train", fake_train)
@@ -94,19 +98,30 @@ def fake_stages(monkeypatch):
     return calls
 
 
+FAKE_STATS = {
+    "seeds": {"rows_read": 2, "processed": 2, "quarantined": 0},
+    "totals": {"candidates": 4, "accepted": 1, "rejected": 3},
+    "by_dataset_aug": [{"dataset": "gsm8k", "aug": "AnsAug", "candidates": 4, "accepted": 1,
+                        "acceptance_rate": 0.25, "rewrites_rejected": 0}],
+    "export": {"records": 1},
+}
+
+
 def test_run_feeds_each_stage_the_previous_stage_output(tmp_path, fake_stages):
-    summary = run_pipeline(_cfg(output=str(tmp_path), name="e2e"), log=lambda _: None)
+    summary = run_pipeline(_cfg(output=str(tmp_path), name="e2e"))
     root = f"{tmp_path}/e2e"
     assert fake_stages["train"].data == f"{root}/augment"
-    assert fake_stages["evaluate"].model == f"{root}/train/model"
-    assert summary["evaluate"] == {"uri": f"{root}/evaluate", "accuracy": {"gsm8k": 0.25}}
+    assert fake_stages["evaluate"].engine.model == f"{root}/train/model"
+    assert summary["evaluate"]["uri"] == f"{root}/evaluate"
+    assert summary["evaluate"]["accuracy"] == {"gsm8k": 0.25}
+    assert summary["augment"]["stats"] == FAKE_STATS
     assert summary["stages"] == ["augment", "train", "evaluate"]
 
 
 def test_training_on_an_unfinished_augment_run_is_refused(tmp_path, fake_stages):
     fake_stages["write_manifest"] = False
     with pytest.raises(ConfigError, match="no manifest.json"):
-        run_pipeline(_cfg(output=str(tmp_path)), log=lambda _: None)
+        run_pipeline(_cfg(output=str(tmp_path)))
     assert "train" not in fake_stages
 
 
@@ -115,3 +130,60 @@ def test_cli_run_errors_are_one_line_exit_2(capsys):
     assert capsys.readouterr().err.strip() == "error: evaluate: bogus: unknown key"
     assert main(["run", "--output", "/tmp/x", "--stages", "augment,deploy"]) == 2
     assert main(["run", "--config", "/no/such.yaml"]) == 2
+
+
+# -- the demo is `run` with a preset ----------------------------------------------------------
+
+
+def test_demo_is_a_preset_of_run(tmp_path):
+    from metamath_ray.demo import demo_config
+
+    cfg = demo_config(str(tmp_path), "hf")
+    assert isinstance(cfg, PipelineConfig) and cfg.root == str(tmp_path)  # runs straight under --output
+    configs = stage_configs(cfg)
+    assert configs["augment"].output == str(tmp_path) and configs["augment"].run_name == "augment"
+    assert configs["augment"].engine.kind == "hf" and configs["augment"].aug.AnsAug.k == 2
+    assert configs["train"].data == f"{tmp_path}/train-data/train.json"
+    assert configs["train"].max_steps == 6
+    assert configs["evaluate"].engine.model == f"{tmp_path}/train/model"
+    assert configs["evaluate"].engine.kind == "hf" and configs["evaluate"].limit == 8
+
+
+def test_demo_takes_run_overrides_and_stages(tmp_path):
+    from metamath_ray.demo import demo_config
+
+    cfg = demo_config(str(tmp_path), "vllm", ["evaluate"], ["evaluate.limit=2", "augment.aug.AnsAug.k=1"])
+    configs = stage_configs(cfg)
+    assert list(configs) == ["evaluate"]
+    assert configs["evaluate"].limit == 2 and configs["evaluate"].engine.model == "tiny"
+    assert configs["evaluate"].engine.engine_kwargs["enforce_eager"] is True
+    with pytest.raises(ConfigError, match="train.data: set by `run` itself"):
+        stage_configs(demo_config(str(tmp_path), "hf", overrides=["train.data=/elsewhere"]))
+
+
+def test_demo_trains_on_accepted_records_and_seed_solutions(tmp_path, fake_stages):
+    import json
+
+    from metamath_ray.demo import run_demo
+
+    summary = run_demo(str(tmp_path), engine="hf", overrides=["augment.limit=3"])
+    mix = json.loads((tmp_path / "train-data" / "train.json").read_text())
+    assert fake_stages["train"].data == f"{tmp_path}/train-data/train.json"
+    assert mix[0]["query"] == "q"  # the augment run's accepted record comes first
+    solutions = mix[1:]
+    assert len(solutions) == 6  # 3 bundled GSM8K + 3 MATH seeds, one reference solution each
+    assert all(r["response"].splitlines()[-1].startswith("The answer is: ") for r in solutions)
+    assert not any("<<" in r["response"] or "####" in r["response"] for r in solutions)
+    assert summary["root"] == str(tmp_path) and summary["train"]["steps"] == 2
+
+
+def test_cli_demo_prints_a_summary_and_keeps_a_run_log(tmp_path, fake_stages, capfd):
+    assert main(["demo", "--output", str(tmp_path), "--engine", "hf", "augment.limit=1"]) == 0
+    out, err = capfd.readouterr()
+    logs = list((tmp_path / "logs").glob("demo-*.log"))
+    assert len(logs) == 1
+    assert "[run] stage 1/3: augment" in err and f"[demo] log: {logs[0]}" in err
+    assert "gsm8k    AnsAug" in out and "train: 2 steps" in out and f"log: {logs[0]}" in out
+    assert "gsm8k" in out and "25.0%" in out and "50.0%" in out  # the evaluation table
+    assert "random* model" in out
+    assert "stage 3/3: evaluate" in logs[0].read_text()
