@@ -212,6 +212,19 @@ def parse_answer(s: str, depth: int = 0) -> list:
         readings.append(("num", number.value, number.percent))
         if "," not in s or ", " in s:
             return readings
+    special = _special_form(s, depth)
+    if special is not None:
+        return special
+    if ")or(" in s.replace(" ", "") or ")and(" in s.replace(" ", ""):
+        s = _JOINED_GROUPS.sub(r"\1, \2", s)
+    listed = _listed(s, depth, readings)
+    if listed is not None:
+        return listed
+    return readings or _single(s, depth)
+
+
+def _special_form(s: str, depth: int) -> list | None:
+    """Empty set / reals, matrices, "≈", "±", "x \\in ..." and unions; None for anything else."""
     key = text_key(s)
     if key in ("∅", "ℝ"):
         return [("text", key)]
@@ -233,12 +246,15 @@ def parse_answer(s: str, depth: int = 0) -> list:
     s_in = _IN_PREFIX.sub("", s)
     if s_in != s:
         return parse_answer(s_in, depth + 1)
+    return None
+
+
+def _listed(s: str, depth: int, readings: list) -> list | None:
+    """Several answers: a union, "a or b" / "a; b" groups, or a comma list; None for one item."""
     pieces = split_top_level(s, ("\\cup",))
     if len(pieces) > 1:
         items = tuple(_parse_one(p, depth + 1) for p in pieces[:MAX_ITEMS])
         return readings + [("union", items)]
-    if ")or(" in s.replace(" ", "") or ")and(" in s.replace(" ", ""):
-        s = _JOINED_GROUPS.sub(r"\1, \2", s)
     groups = [p.strip() for p in split_top_level(s, _GROUP_SEPARATORS) if p.strip()]
     if len(groups) == 1 and re.search(r"\s(?:and|or)\s", s, re.I):
         groups = [p.strip() for p in _WORD_LIST_SPLIT.split(s) if p.strip()]
@@ -253,9 +269,11 @@ def parse_answer(s: str, depth: int = 0) -> list:
         values = tuple(_parse_one(item, depth + 1) for item in items)
         named = _named_tuple(items, depth)
         return readings + ([named] if named else []) + [("set", values)]
-    if readings:
-        return readings
-    # one item: an assignment, a relation, a bracketed group or a scalar
+    return None
+
+
+def _single(s: str, depth: int) -> list:
+    """One item: an assignment, a relation, a bracketed group or a scalar."""
     relation = _relation(s, depth)
     if relation is not None:
         return [relation]
