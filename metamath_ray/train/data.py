@@ -1,6 +1,6 @@
 """Training examples: tokenisation with response-only labels, drop-with-reason, padding and packing.
 
-Everything here is pure (no Ray): the Ray Data edge in `dataset.py` maps these functions over
+Everything here is pure (no Ray): the Ray Data edge (`run.py: _ray_dataset`) maps these functions over
 batches, and the one-process loop calls them directly.
 """
 
