@@ -23,14 +23,7 @@ import torch.distributed as dist
 from metamath_ray.train import checkpoint as ckpt
 from metamath_ray.train.config import TrainConfig
 from metamath_ray.train.data import batch_token_count, load_tokenizer, micro_batches
-from metamath_ray.train.metrics import (
-    StepLog,
-    device_peak_tflops,
-    flops_per_token,
-    lr_multiplier,
-    mfu,
-    warmup_steps_for,
-)
+from metamath_ray.train.metrics import Schedule, StepLog, device_peak_tflops, flops_per_token, mfu
 from metamath_ray.train.run_folder import WorkerIO
 
 logger = logging.getLogger(__name__)
@@ -53,23 +46,6 @@ class Position:
     epoch: int = 0
     step_in_epoch: int = 0
     tokens_seen: int = 0
-
-
-@dataclass
-class Schedule:
-    """How many optimizer steps this run takes and the learning rate of each."""
-
-    cfg: TrainConfig
-    steps_per_epoch: int
-
-    def __post_init__(self) -> None:
-        self.epochs_total = self.cfg.epochs * self.steps_per_epoch
-        self.total_steps = min(self.epochs_total, self.cfg.max_steps or self.epochs_total)
-        self.warmup = warmup_steps_for(self.total_steps, self.cfg.warmup_ratio, self.cfg.warmup_steps)
-
-    def multiplier(self, step: int) -> float:
-        """Learning-rate multiplier for optimizer step `step` (0-based)."""
-        return lr_multiplier(step, self.total_steps, self.warmup, self.cfg.lr_scheduler, self.cfg.lr_min_ratio)
 
 
 @dataclass

@@ -6,8 +6,13 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from metamath_ray.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,23 @@ def warmup_steps_for(total_steps: int, warmup_ratio: float, warmup_steps: int | 
     if warmup_steps is not None:  # an absolute count wins, as in transformers' TrainingArguments
         return min(warmup_steps, total_steps)
     return math.ceil(total_steps * warmup_ratio)  # transformers' TrainingArguments.get_warmup_steps
+
+
+@dataclass
+class Schedule:
+    """How many optimizer steps this run takes and the learning rate of each."""
+
+    cfg: TrainConfig
+    steps_per_epoch: int
+
+    def __post_init__(self) -> None:
+        self.epochs_total = self.cfg.epochs * self.steps_per_epoch
+        self.total_steps = min(self.epochs_total, self.cfg.max_steps or self.epochs_total)
+        self.warmup = warmup_steps_for(self.total_steps, self.cfg.warmup_ratio, self.cfg.warmup_steps)
+
+    def multiplier(self, step: int) -> float:
+        """Learning-rate multiplier for optimizer step `step` (0-based)."""
+        return lr_multiplier(step, self.total_steps, self.warmup, self.cfg.lr_scheduler, self.cfg.lr_min_ratio)
 
 
 def flops_per_token(model_config, seq_len: int) -> float:

@@ -20,6 +20,7 @@ from metamath_ray import storage
 from metamath_ray.train import io as tio
 from metamath_ray.train.config import TrainConfig
 from metamath_ray.train.data import count_packs, describe_drop, plan_steps_per_epoch, tokenize_table
+from metamath_ray.train.metrics import Schedule
 from metamath_ray.train.run_folder import (
     DROPPED_FILE,
     LOG_FILE,
@@ -82,7 +83,6 @@ def _summary(cfg: TrainConfig, planned: dict, worker: dict, checkpoint_uri: str 
         "wall_time_s": wall_s,
     }
     storage.write_json(storage.join(cfg.run_uri, SUMMARY_FILE), summary, sort_keys=False)
-    logger.info("trained %s steps; summary in %s", summary.get("steps"), storage.join(cfg.run_uri, SUMMARY_FILE))
     return summary
 
 
@@ -152,7 +152,8 @@ def run_train(cfg: TrainConfig) -> dict:
         kept, stats_rows = _ray_dataset(cfg)
         datasets, planned = {"train": kept}, plan(cfg, stats_rows)
     _write_drop_report(cfg, planned)  # also creates a local run folder, where Ray Train stores its run
-    logger.info("training %s: %d workers, %d steps per epoch", cfg.run_uri, cfg.num_workers, planned["steps_per_epoch"])
+    steps = Schedule(cfg, planned["steps_per_epoch"]).total_steps
+    logger.info("training %s on %d Ray Train worker(s): %d optimizer steps", cfg.run_uri, cfg.num_workers, steps)
     result = _torch_trainer(cfg, datasets, planned).fit()
     worker = json.loads(storage.read_text_if_exists(storage.join(cfg.run_uri, WORKER_SUMMARY_FILE)) or "{}")
     checkpoint_uri = None

@@ -40,3 +40,14 @@ def test_step_log_resume_cuts_at_saved_step():
         log.log({"step": s, "loss": 1.0 / s, "lr": 0.1, "tokens_per_s": 1.0, "mfu": 0.0})
     assert [r["step"] for r in StepLog.from_jsonl(log.to_jsonl(), 3)] == [1, 2, 3]
     assert math.isclose(StepLog.from_jsonl(log.to_jsonl(), 5)[-1]["loss"], 0.2)
+
+
+def test_schedule_caps_epochs_by_max_steps_and_warms_up_on_the_capped_length():
+    from metamath_ray.train.config import TrainConfig
+    from metamath_ray.train.metrics import Schedule
+
+    full = Schedule(TrainConfig(data="d", output="o", epochs=3, warmup_ratio=0.1), steps_per_epoch=10)
+    assert (full.epochs_total, full.total_steps, full.warmup) == (30, 30, 3)
+    capped = Schedule(TrainConfig(data="d", output="o", epochs=3, warmup_ratio=0.1, max_steps=12), steps_per_epoch=10)
+    assert (capped.epochs_total, capped.total_steps, capped.warmup) == (30, 12, 2)
+    assert capped.multiplier(0) == 0.0 and capped.multiplier(2) == pytest.approx(1.0)
