@@ -12,7 +12,7 @@ since "x" would then mean two things.
 
 from __future__ import annotations
 
-from metamath_ray.augment import numbers
+from metamath_ray.augment import backward, numbers
 from metamath_ray.augment.base import Variant
 from metamath_ray.augment.protocol import Augmentation, settings_with_defaults
 
@@ -73,9 +73,14 @@ FobarSettings = settings_with_defaults("FobarSettings", "FOBAR budget.", k=2, ma
 class Fobar(Augmentation):
     name = "FOBAR"
     settings = FobarSettings
+    prompt_version = backward.PROMPT_VERSION
 
     def variants(self, seed: dict) -> list[Variant]:
         return variants(seed)
+
+    def solve_prompt(self, variant: Variant) -> str:
+        """Backward examples of the seed's dataset: the teacher sees how x is solved for."""
+        return backward.solve_prompt(variant.query, variant.dataset, "fobar")
 
 
 AUGMENTATION = Fobar()

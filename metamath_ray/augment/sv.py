@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from metamath_ray.augment import numbers
+from metamath_ray.augment import backward, numbers
 from metamath_ray.augment.base import Rejection, Variant
 from metamath_ray.augment.protocol import Augmentation, settings_with_defaults
 
@@ -295,6 +295,11 @@ class SelfVerification(Augmentation):
     settings = SVSettings
     needs_rewrite = True
     rewrite_stop = tuple(STOP)
+    prompt_version = backward.PROMPT_VERSION
+
+    def solve_prompt(self, variant: Variant) -> str:
+        """Backward examples in SV's own form (the answer stated, then "What is the value of ... x?")."""
+        return backward.solve_prompt(variant.query, variant.dataset, "sv")
 
     def rewrite_requests(self, seed: dict, settings) -> list[tuple[int, str]]:
         return rewrite_requests(seed)
