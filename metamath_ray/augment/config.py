@@ -45,7 +45,7 @@ class DecontamConfig(BaseModel):
     enabled: bool = Field(True, description="drop accepted rows whose question shares an n-gram with an evaluation set")
     references: list[str] = Field(
         default_factory=lambda: ["bundled:eval"],
-        description="evaluation files (GSM8K test, MATH test, GSM8K-Backward, SVAMP; local or s3://); 'bundled:eval' = the packaged slices",
+        description="evaluation files (GSM8K test, MATH test, GSM8K-Backward, SVAMP; local or s3://); 'bundled:eval' = the packaged full sets: GSM8K test, MATH test, GSM8K-Backward, SVAMP",
     )
     ngram_sizes: list[int] = Field(default_factory=lambda: [8, 13], description="word n-gram sizes")
 

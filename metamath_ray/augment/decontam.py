@@ -26,6 +26,7 @@ pickles small and fast to Ray workers and looks up a whole text with one `search
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -178,14 +179,29 @@ def load_reference_texts(paths: Iterable[str]) -> list[tuple[str, str]]:
     """
     out: list[tuple[str, str]] = []
     for path in paths:
-        name = os.path.basename(os.path.dirname(path)) + "/" + os.path.basename(path)
-        with open(path, encoding="utf-8") as f:
-            if path.endswith(".json"):
+        name = reference_set_name(path)
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            if path.removesuffix(".gz").endswith(".json"):
                 records = json.load(f)
             else:
                 records = [json.loads(line) for line in f if line.strip()]
         for number, record in enumerate(records):
             text = _text_of(record)
             if text:
-                out.append((f"{name}:{record.get('unique_id', number)}", text))
+                out.append((f"{name}:{record.get('unique_id', record.get('source_index', number))}", text))
     return out
+
+
+def reference_set_name(path: str) -> str:
+    """The name a reference file's ids carry: "<folder>/<file>" (e.g. "decontam/gsm8k_test.jsonl.gz")."""
+    return os.path.basename(os.path.dirname(path)) + "/" + os.path.basename(path)
+
+
+_MATCHED_REFERENCE = re.compile(r"(?:shares a \d+-gram with|equals) (\S+?):[^:\s]*$")
+
+
+def matched_reference_set(reject_detail: str | None) -> str | None:
+    """The reference set named in a "contaminated" row's reject_detail."""
+    found = _MATCHED_REFERENCE.search(reject_detail or "")
+    return found.group(1) if found else None

@@ -157,6 +157,15 @@ def _heatmap(path: str, cells: list[dict]) -> str:
     return path
 
 
+def _decontam_lines(by_reference: dict | None) -> list[str]:
+    """Accepted rows dropped as contaminated, per evaluation set they matched."""
+    if by_reference is None:
+        return ["Decontamination was off."]
+    if not by_reference:
+        return ["No accepted row shares an n-gram with the evaluation sets."]
+    return ["| reference set | rows dropped |", "|---|---|"] + [f"| {name} | {n} |" for name, n in sorted(by_reference.items())]
+
+
 def write_report(stats: dict, out_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     rows = _sorted_rows(stats)
@@ -175,6 +184,7 @@ def write_report(stats: dict, out_dir: str) -> list[str]:
     lines += ["", "## Rejection reasons", ""] + _reasons_table(rows)
     if cells:
         lines += ["", "## MATH by level and type (acceptance, accepted/candidates)", ""] + _level_type_table(cells)
+    lines += ["", "## Decontamination", ""] + _decontam_lines(stats.get("decontam_by_reference"))
 
     if rows:
         written.append(_bar_chart(os.path.join(out_dir, "acceptance.png"), labels,

@@ -6,9 +6,11 @@ result; shards already committed are kept, and `manifest.json` is written last.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
+import re
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -26,12 +28,13 @@ log = logging.getLogger(__name__)
 
 
 def _reference_paths(specs: list[str], tmp: str) -> list[str]:
-    """`bundled:eval` -> the packaged eval slices; s3:// files are downloaded to `tmp`."""
+    """`bundled:eval` -> the packaged full evaluation sets (data/decontam); s3:// files are
+    downloaded to `tmp`."""
     paths: list[str] = []
     for spec in specs:
         if spec == "bundled:eval":
-            folder = resources.files("metamath_ray") / "data" / "eval"
-            paths.extend(str(folder / n) for n in sorted(p.name for p in folder.iterdir()) if n.endswith((".jsonl", ".json")))
+            folder = resources.files("metamath_ray") / "data" / "decontam"
+            paths.extend(str(folder / n) for n in sorted(p.name for p in folder.iterdir()) if n.endswith(".jsonl.gz"))
         elif storage.is_s3(spec):
             local = os.path.join(tmp, f"{len(paths)}-{os.path.basename(spec.rstrip('/'))}")
             with open(local, "wb") as f:
@@ -148,6 +151,12 @@ def _math_level_type(candidates: list[dict]) -> list[dict]:
     return [{"level": lv, "type": ty, "candidates": c, "accepted": a} for (lv, ty), (c, a) in sorted(cells.items())]
 
 
+def _decontam_by_reference(dropped: list[dict]) -> dict[str, int]:
+    found = Counter(decontam.matched_reference_set(r.get("reject_detail")) for r in dropped
+                    if r["reject_reason"] == "contaminated")
+    return dict(sorted(found.items(), key=lambda kv: str(kv[0])))
+
+
 def build_stats(candidates: list[dict], kept: list[dict], dropped: list[dict], loaded: LoadedSeeds, n_chunks: int,
                 wall_s: float, cfg: AugmentConfig) -> dict:
     """stats.json: counts per dataset x augmentation x outcome, acceptance, tokens, throughput."""
@@ -163,9 +172,12 @@ def build_stats(candidates: list[dict], kept: list[dict], dropped: list[dict], l
         "chunks": n_chunks,
         "totals": {"candidates": n_gen, "accepted": len(kept), "rejected": n_gen - len(kept),
                    "rewrites_rejected": sum(t["rewrites_rejected"] for t in table),
+                   # requests that failed after every retry (solve and rewrite); a rerun retries exactly these
+                   "engine_errors": sum(1 for r in candidates if is_engine_error(r)),
                    "tokens_in": sum(t["tokens_in"] for t in table), "tokens_out": tokens_out},
         "by_dataset_aug": table,
         "by_math_level_type": _math_level_type(candidates),
+        "decontam_by_reference": _decontam_by_reference(dropped) if cfg.decontam.enabled else None,
         "per_seed_pass_rate": {f"{s}|{a}": round(acc / tot, 4) for (s, a), (acc, tot) in sorted(per_seed.items()) if tot},
         "wall_time_s": round(wall_s, 2),
         "throughput": {"candidates_per_s": round(n_gen / wall_s, 3) if wall_s else None,
@@ -182,7 +194,7 @@ def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chun
     rejected = [r for r in candidates if not r["accepted"]] + dropped
     manifest_shards = _write_outcome_shards(store, kept, rejected, chunk_of_seed)
     rows_per_shard = Counter(chunk_of_seed[r["seed_id"]] for r in candidates)
-    manifest_shards += [{"kind": "candidates", "path": s, "rows": rows_per_shard[s.rsplit("/", 1)[1]]} for s in shards]
+    manifest_shards += [{"kind": "candidates", "path": s, "rows": rows_per_shard[shard_version(s)[0]]} for s in shards]
     manifest_shards.append({"kind": "quarantine", "path": "quarantine/part-00000.parquet", "rows": len(loaded.quarantine)})
 
     records = export.to_metamathqa(kept, cfg.export_mix, seed=cfg.sampling.seed)
@@ -204,20 +216,70 @@ def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chun
         "totals": stats["totals"], "seeds": stats["seeds"], "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     store.write_json("manifest.json", manifest)  # last: its presence means the run is complete
+    if stats["totals"]["engine_errors"]:
+        log.warning("%d requests failed after every retry (reject_reason engine_error); rerun the same command "
+                    "to retry exactly those", stats["totals"]["engine_errors"])
     log.info("outputs in %s: data/, rejected/, metamathqa.json (%d records), quarantine/, stats.json, "
              "report/report.md, manifest.json", store.uri, len(records))
     return manifest
 
 
+# -- candidate shard versions (engine_error repair) ----------------------------------------------
+# A chunk is committed once as candidates/part-NNNNN.parquet. A rerun that retries its engine_error
+# candidates commits the whole chunk again, errors replaced, as candidates/part-NNNNN.repair-K.parquet
+# (K = 1, 2, ...): each version is written once, atomically; the newest is the chunk's truth and
+# older versions are never read again (nor listed in the manifest).
+ENGINE_ERROR_REASONS = ("engine_error", "rewrite_engine_error")
+_VERSIONED = re.compile(r"^(part-\d+)(?:\.repair-(\d+))?\.parquet$")
+
+
+def is_engine_error(row: dict) -> bool:
+    return row.get("reject_reason") in ENGINE_ERROR_REASONS
+
+
+def shard_version(path: str) -> tuple[str, int]:
+    """candidates/part-00003.repair-2.parquet -> ("part-00003.parquet", 2); the first commit is version 0."""
+    m = _VERSIONED.match(path.rsplit("/", 1)[-1])
+    if not m:
+        raise ValueError(f"not a candidate shard name: {path}")
+    return f"{m.group(1)}.parquet", int(m.group(2) or 0)
+
+
+def repair_shard_name(chunk_name: str, version: int) -> str:
+    return f"candidates/{chunk_name[: -len('.parquet')]}.repair-{version}.parquet"
+
+
+def current_candidate_shards(store: RunStore) -> dict[str, tuple[int, str]]:
+    """chunk name -> (version, path) of the newest committed version of every chunk."""
+    newest: dict[str, tuple[int, str]] = {}
+    for path in store.list("candidates", ".parquet"):
+        chunk, version = shard_version(path)
+        if chunk not in newest or version > newest[chunk][0]:
+            newest[chunk] = (version, path)
+    return dict(sorted(newest.items()))
+
+
 def _read_candidates(store: RunStore) -> tuple[list[dict], dict[str, str], list[str]]:
-    """One read of the committed work: the candidates, the shard (chunk) of every seed, the shard list."""
-    shards = store.list("candidates", ".parquet")
+    """One read of the committed work (the newest version of every chunk): the candidates, the chunk
+    of every seed, the shards read."""
+    shards = [path for _, path in current_candidate_shards(store).values()]
     candidates, chunk_of_seed = [], {}
     for s in shards:
         rows = store.read_table(s).to_pylist()
         candidates.extend(rows)
-        chunk_of_seed.update((r["seed_id"], s.rsplit("/", 1)[1]) for r in rows)
+        chunk_of_seed.update((r["seed_id"], shard_version(s)[0]) for r in rows)
     return candidates, chunk_of_seed, shards
+
+
+def _commit_derived(store: RunStore, rel: str, table) -> dict:
+    """data/ and rejected/ are derived from the candidates: committed once, and replaced (atomically)
+    only when a repair changed their chunk; a rerun without repairs rewrites nothing."""
+    data = storage.table_to_parquet_bytes(table)
+    digest = hashlib.sha256(data).hexdigest()
+    created, stored = store.commit_bytes(rel, data)
+    if not created and stored != digest:
+        store.write_bytes(rel, data)
+    return {"path": rel, "rows": table.num_rows, "bytes": len(data), "sha256": digest}
 
 
 def _write_outcome_shards(store: RunStore, kept: list[dict], rejected: list[dict], chunk_of_seed: dict[str, str]) -> list[dict]:
@@ -229,8 +291,7 @@ def _write_outcome_shards(store: RunStore, kept: list[dict], rejected: list[dict
             per[chunk_of_seed[r["seed_id"]]].append(r)
         for name in sorted(set(chunk_of_seed.values())):
             part = sorted(per.get(name, []), key=lambda r: r["id"])
-            info = store.commit_table(f"{kind}/{name}", to_table(part, CANDIDATE_SCHEMA))
-            written.append({"kind": kind, **info.as_dict()})
+            written.append({"kind": kind, **_commit_derived(store, f"{kind}/{name}", to_table(part, CANDIDATE_SCHEMA))})
     return written
 
 
@@ -259,11 +320,18 @@ def _check_accounting(stats, candidates, kept, rejected, loaded) -> None:
         raise AssertionError("accounting: duplicate candidate ids")
 
 
+def _looks_like_a_credential(key: str) -> bool:
+    # "token" alone would also hide max_tokens and price_per_1m_*_tokens; *_env names a variable, not its value
+    key = key.lower()
+    if key.endswith(("_env", "tokens")):
+        return False
+    return any(s in key for s in ("secret", "password", "token", "access_key", "api_key"))
+
+
 def _redacted(obj):
     """Configs written to storage never carry secrets (keys that look like credentials)."""
     if isinstance(obj, dict):
-        return {k: ("***" if any(s in k.lower() for s in ("secret", "password", "token", "access_key")) and v else _redacted(v))
-                for k, v in obj.items()}
+        return {k: ("***" if _looks_like_a_credential(k) and v else _redacted(v)) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_redacted(v) for v in obj]
     return obj

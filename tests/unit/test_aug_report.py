@@ -58,3 +58,11 @@ def test_empty_stats_still_give_a_report(tmp_path):
 @pytest.mark.parametrize("accepted, candidates, rate", [(0, 0, None), (3, 4, 0.75), (0, 5, 0.0)])
 def test_acceptance_rate(accepted, candidates, rate):
     assert report.acceptance_rate(accepted, candidates) == rate
+
+
+def test_report_counts_contaminated_rows_per_reference_set(tmp_path):
+    stats = {**STATS, "decontam_by_reference": {"decontam/gsm8k_test.jsonl.gz": 3, "decontam/svamp.jsonl.gz": 1}}
+    report.write_report(stats, str(tmp_path))
+    md = (tmp_path / "report.md").read_text()
+    assert "## Decontamination" in md
+    assert "| decontam/gsm8k_test.jsonl.gz | 3 |" in md and "| decontam/svamp.jsonl.gz | 1 |" in md

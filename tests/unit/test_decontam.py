@@ -1,6 +1,8 @@
 """n-gram decontamination: sizes per text length, template sentences and boilerplate ignored."""
 
 import json
+from collections import Counter
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,45 @@ def test_real_evaluation_sets_flag_themselves_and_spare_gsm8k_train():
     assert all(index.match(q) for q in test500)
     train = [json.loads(line)["question"] for line in (SHARED / "gsm8k" / "train.jsonl").open()][:1500]
     assert sum(index.match(q) is not None for q in train) <= 3
+
+
+@pytest.fixture(scope="module")
+def bundled_refs(tmp_path_factory):
+    from metamath_ray.pipeline.finalize import _reference_paths
+
+    return decontam.load_reference_texts(_reference_paths(["bundled:eval"], str(tmp_path_factory.mktemp("refs"))))
+
+
+def test_bundled_references_are_the_full_public_test_sets(bundled_refs):
+    per_set = Counter(ref_id.split(":")[0] for ref_id, _ in bundled_refs)
+    assert per_set == {"decontam/gsm8k_test.jsonl.gz": 1319, "decontam/math_test.jsonl.gz": 5000,
+                       "decontam/gsm8k_backward_test.jsonl.gz": 1270, "decontam/svamp.jsonl.gz": 1000}
+    if (SHARED / "math" / "test500.jsonl").exists():  # MATH500 is inside the MATH test set
+        ids = {ref_id.split(":", 1)[1] for ref_id, _ in bundled_refs}
+        test500 = [json.loads(line)["unique_id"] for line in (SHARED / "math" / "test500.jsonl").open()]
+        assert set(test500) <= ids
+
+
+def test_default_config_drops_test_questions_beyond_the_old_slices_and_counts_them_per_set():
+    """Rows 1000 (GSM8K test) and 900 (SVAMP) were outside the 20-row slices decontamination used to read."""
+    from metamath_ray.augment.config import AugmentConfig
+    from metamath_ray.pipeline.finalize import _decontam_by_reference, clean_accepted
+
+    refs = dict(decontam.load_reference_texts([
+        str(resources.files("metamath_ray") / "data" / "decontam" / name)
+        for name in ("gsm8k_test.jsonl.gz", "svamp.jsonl.gz")]))
+    gsm8k_q = refs["decontam/gsm8k_test.jsonl.gz:1000"]
+    svamp_q = refs["decontam/svamp.jsonl.gz:900"]
+
+    def row(i, query):
+        return {"id": f"r{i}", "seed_id": f"s{i}", "dataset": "gsm8k", "aug": "Rephrasing", "variant": 0,
+                "query": query, "response": f"Step {i}.\nThe answer is: {i}", "accepted": True,
+                "reject_reason": None, "reject_detail": None}
+
+    rows = [row(1, gsm8k_q), row(2, svamp_q), row(3, "A farmer plants 17 rows of beans with 9 plants in each row. "
+                                                      "How many bean plants does the farmer have altogether?")]
+    cfg = AugmentConfig(dedup={"enabled": False})
+    kept, dropped = clean_accepted(rows, cfg)
+    assert [r["id"] for r in kept] == ["r3"]
+    assert all(r["reject_reason"] == "contaminated" for r in dropped)
+    assert _decontam_by_reference(dropped) == {"decontam/gsm8k_test.jsonl.gz": 1, "decontam/svamp.jsonl.gz": 1}
