@@ -34,6 +34,9 @@ OVERRIDES = typer.Argument(None, help="config overrides, key.sub=value", show_de
 CONFIG = typer.Option(None, "--config", "-c", help="YAML job config", show_default=False)
 VERBOSE = typer.Option(False, "--verbose", "-v", help="also show Ray worker and engine output (always in the run's log file)")
 QUIET = typer.Option(False, "--quiet", "-q", help="only warnings, errors and the final summary")
+DRY_RUN = typer.Option(
+    False, "--dry-run", help="check config, seeds, output and endpoint, then print the plan and its cost; "
+    "starts no Ray and no engine")
 
 
 class UserError(Exception):
@@ -71,6 +74,7 @@ def augment(
     engine: Optional[str] = typer.Option(None, "--engine", help="vllm | hf"),
     run_name: Optional[str] = typer.Option(None, "--run-name", help="rerun the same name to resume"),
     limit: Optional[int] = typer.Option(None, "--limit", help="first N seeds of every source"),
+    dry_run: bool = DRY_RUN,
     verbose: bool = VERBOSE,
     quiet: bool = QUIET,
 ) -> None:
@@ -89,6 +93,8 @@ def augment(
     extra = [f"engine.model={model}"] if model else []
     extra += [f"engine.kind={engine}"] if engine else []
     cfg = _load(AugmentConfig, config, extra + list(overrides or []), base)
+    if dry_run:
+        return _dry_run(lambda plan: plan.dry_run_augment(cfg))
     with logs.run_log(storage.join(cfg.output, cfg.run_name), "augment") as run_log:
         manifest = run_augment(cfg)
     stats = storage.read_json(storage.join(manifest["uri"], "stats.json"))
@@ -162,6 +168,7 @@ def run(
     output: Optional[str] = typer.Option(None, "--output", help="root for the three runs: local folder or s3://"),
     name: Optional[str] = typer.Option(None, "--name", help="runs go to <output>/<name>/{augment,train,evaluate}"),
     stages: Optional[str] = typer.Option(None, "--stages", help="comma list of augment,train,evaluate"),
+    dry_run: bool = DRY_RUN,
     verbose: bool = VERBOSE,
     quiet: bool = QUIET,
 ) -> None:
@@ -170,7 +177,10 @@ def run(
 
     _console(verbose, quiet)
     wanted = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
-    _run_pipeline(_load(PipelineConfig, config, overrides, {"output": output, "name": name, "stages": wanted}), "run")
+    cfg = _load(PipelineConfig, config, overrides, {"output": output, "name": name, "stages": wanted})
+    if dry_run:
+        return _dry_run(lambda plan: plan.dry_run_pipeline(cfg))
+    _run_pipeline(cfg, "run")
 
 
 @app.command()
@@ -194,6 +204,18 @@ def demo(
     if bad:
         raise UserError(f"unknown stage(s) in --stages: {', '.join(bad)}")
     _run_pipeline(demo_config(output, engine, wanted, overrides), "demo", closing=(REAL_MODEL_HINT,))
+
+
+def _dry_run(make_lines) -> None:
+    """Print a dry run's checks and plan; a failed check is a one-line error (status 2)."""
+    from metamath_ray import logs
+    from metamath_ray.pipeline import plan
+
+    try:
+        lines = make_lines(plan)
+    except plan.PlanCheckError as e:
+        raise UserError(str(e)) from None
+    logs.result("\n".join(lines))
 
 
 def _run_pipeline(cfg, command: str, closing: tuple[str, ...] = ()) -> None:
