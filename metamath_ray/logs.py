@@ -4,10 +4,10 @@ Code only ever writes `logging.getLogger(__name__).info(...)`, or wraps a genera
 `progress(...)`. Where those messages go is decided here, once, by `configure()`:
 
 - the console (stderr): this package's messages as `[stage] text`, warnings and errors, and one
-  progress bar per pass on a terminal (off a terminal, a short progress line at most every 30 s).
+  progress bar per pass on a terminal (off a terminal, a short progress line every 30 s).
   `--quiet` keeps warnings and errors; `--verbose` adds debug messages and everything below;
 - results (stdout): the summary table and output locations a command ends with (`result()`);
-- the run log, `<run folder>/logs/<command>-<time>.log` (`run_log()`): everything. While a command
+- the run log, `<run folder>/logs/<command>-<time>-<pid>.log` (`run_log()`): everything. While a command
   runs, the process's stdout and stderr file descriptors point into this log, so the output of
   Ray workers and engines (vLLM warnings, resource-tracker tracebacks, Ray's C++ core, DeepSpeed)
   lands there whichever library prints it; `--verbose` echoes it to the console as well.
@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import IO, Callable, Iterable, Iterator, TypeVar
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
-PROGRESS_EVERY_S = 30.0  # off a terminal: at most one progress line per pass this often
+PROGRESS_EVERY_S = 30.0  # off a terminal: one progress line per running pass this often
+STALLED_EVERY_S = 120.0  # ... but while nothing comes back (an engine loading), only this often
 PACKAGE = "metamath_ray"
 RESULT_LOGGER = f"{PACKAGE}.result"  # the command's result: stdout, shown even with --quiet
 CAPTURED_LOGGER = "output"  # lines written to the process's stdout/stderr by anything
@@ -50,6 +51,7 @@ class _State:
     results: IO[str] | None = None  # stdout, likewise
     owned: list[IO[str]] = field(default_factory=list)  # duplicated descriptors we must close
     handlers: list[logging.Handler] = field(default_factory=list)
+    levels: dict[str, int] = field(default_factory=dict)  # logger levels to restore on shutdown
     bars: int = 0  # progress bars open on the console
 
 
@@ -138,7 +140,11 @@ def configure(verbosity: int = NORMAL) -> None:
     state.console = _keep_stream(sys.stderr, 2, state.owned)
     state.results = _keep_stream(sys.stdout, 1, state.owned)
     root = logging.getLogger()
-    root.setLevel(logging.DEBUG)
+    state.levels = {"": root.level, PACKAGE: logging.getLogger(PACKAGE).level}
+    # Our debug messages are kept (run log); other libraries from INFO: botocore, for one, does
+    # expensive work when its debug level is on.
+    root.setLevel(logging.INFO)
+    logging.getLogger(PACKAGE).setLevel(logging.DEBUG)
     console = ConsoleHandler(state.console, verbosity)
     results = logging.StreamHandler(state.results)
     results.addFilter(lambda r: r.name == RESULT_LOGGER)
@@ -163,6 +169,8 @@ def shutdown() -> None:
     for handler in _state.handlers:
         root.removeHandler(handler)
         handler.close()
+    for name, level in _state.levels.items():
+        logging.getLogger(name or None).setLevel(level)
     for stream in _state.owned:
         with contextlib.suppress(OSError, ValueError):
             stream.close()
@@ -359,16 +367,23 @@ def _publish(location: RunLog) -> None:
 class Progress:
     """Done / total requests of one pass, generated tokens/s and ETA.
 
-    A tqdm bar on a terminal; off a terminal (a job log, CI) one line at most every
-    `PROGRESS_EVERY_S`; either way one closing line with the totals.
+    A tqdm bar on a terminal. Off a terminal (a job log, CI) a line every `PROGRESS_EVERY_S` from
+    a timer, so a pass still waiting for its engine says so instead of staying silent, and results
+    that arrive in large batches do not decide when a line appears. Either way one closing line
+    with the totals.
     """
 
     def __init__(self, desc: str, total: int, unit: str, log: logging.Logger):
         self.desc, self.total, self.unit = desc, total, unit
         self.log = log
         self.done = self.tokens = 0
-        self.started = self._last_line = time.monotonic()
+        self.started = time.monotonic()
+        self._closed = threading.Event()
         self._bar = self._open_bar()
+        self._ticker = None
+        if self._bar is None:
+            self._ticker = threading.Thread(target=self._tick, name=f"progress {desc}", daemon=True)
+            self._ticker.start()
 
     def _open_bar(self):
         if _state is None or _state.verbosity <= QUIET or not _is_terminal(_state.console):
@@ -379,15 +394,21 @@ class Progress:
         return tqdm(total=self.total, desc=self.desc, unit=f" {self.unit}", file=_state.console,
                     dynamic_ncols=True, leave=False, smoothing=0.1)
 
+    def _tick(self) -> None:
+        reported, last_line = -1, 0.0
+        while not self._closed.wait(PROGRESS_EVERY_S):
+            stalled = self.done == reported
+            if stalled and time.monotonic() - last_line < STALLED_EVERY_S:
+                continue
+            reported, last_line = self.done, time.monotonic()
+            self.log.info("%s: %s", self.desc, self.line())
+
     def update(self, n: int = 1, tokens: int = 0) -> None:
         self.done += n
         self.tokens += tokens
         if self._bar is not None:
             self._bar.set_postfix_str(f"{self._rate():.0f} tok/s", refresh=False)
             self._bar.update(n)
-        elif time.monotonic() - self._last_line >= PROGRESS_EVERY_S:
-            self._last_line = time.monotonic()
-            self.log.info("%s: %s", self.desc, self.line())
 
     def _rate(self) -> float:
         elapsed = time.monotonic() - self.started
@@ -395,13 +416,16 @@ class Progress:
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
+        if not self.done:
+            return f"0/{self.total} {self.unit}, waiting for the first results ({_duration(elapsed)}: engine start-up)"
         pct = f" ({self.done / self.total:.0%})" if self.total else ""
-        eta = ""
-        if 0 < self.done < self.total:
-            eta = f", ETA {_duration(elapsed / self.done * (self.total - self.done))}"
+        eta = f", ETA {_duration(elapsed / self.done * (self.total - self.done))}" if self.done < self.total else ""
         return f"{self.done}/{self.total} {self.unit}{pct}, {self._rate():.0f} generated tok/s{eta}"
 
     def close(self) -> None:
+        self._closed.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
         if self._bar is not None:
             self._bar.close()
             self._bar = None

@@ -169,9 +169,13 @@ def test_demo_as_a_ray_job(ray_head, tmp_path):
         client.stop_job(sub_id)
     assert status == "SUCCEEDED", f"job ended {status}; last logs:\n{logs[-4000:]}"
 
-    # the job's logs: the demo's own lines, and it joined the job's cluster instead of starting one
-    assert "[demo] 1/3 augment" in logs and "[demo] done in" in logs, logs[-4000:]
-    assert "Started a local Ray instance" not in logs, "the job started its own Ray instead of joining"
+    # the job's logs: the demo's own lines and summary; Ray's output is in the run log it names, and
+    # shows the job joined the job's cluster instead of starting one
+    run_logs = list((out / "logs").glob("demo-*.log"))
+    assert len(run_logs) == 1 and f"log: {run_logs[0]}" in logs, logs[-4000:]
+    assert "[run] stage 1/1: augment" in logs and "done in" in logs, logs[-4000:]
+    ray_output = run_logs[0].read_text(encoding="utf-8") + logs
+    assert "Started a local Ray instance" not in ray_output, "the job started its own Ray instead of joining"
     info = client.get_job_info(sub_id)
     assert info.driver_info is not None, "no driver registered with the job's cluster"
     assert info.runtime_env.get("working_dir", "").startswith("gcs://"), info.runtime_env

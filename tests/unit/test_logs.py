@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -173,15 +174,27 @@ def test_progress_off_a_terminal_is_a_line_at_most_every_interval(monkeypatch, c
     with logs.progress(log, "evaluate greedy", 10) as bar:
         for _ in range(9):
             bar.update(1, tokens=20)
-    assert [r.getMessage() for r in caplog.records][-1].startswith("evaluate greedy: 9/10 requests in ")
-    assert len(caplog.records) == 1  # only the closing line within the interval
+    assert [r.getMessage() for r in caplog.records] == [caplog.records[0].getMessage()]  # the closing line only
+    assert caplog.records[0].getMessage().startswith("evaluate greedy: 9/10 requests in ")
 
-    caplog.clear()
-    monkeypatch.setattr(logs, "PROGRESS_EVERY_S", 0.0)
-    rows = list(logs.track(iter(range(4)), log, "solve round 0", 4, tokens=lambda row: 10))
+
+def test_progress_lines_come_from_a_timer_while_the_pass_runs(monkeypatch, caplog):
+    log = logging.getLogger("metamath_ray.pipeline.augment")
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(logs, "PROGRESS_EVERY_S", 0.05)
+    monkeypatch.setattr(logs, "STALLED_EVERY_S", 3600.0)
+
+    def rows():
+        time.sleep(0.3)  # the engine starting: nothing has come back yet (said once, not every tick)
+        yield from range(3)
+        time.sleep(0.3)
+        yield 3
+
+    assert list(logs.track(rows(), log, "solve round 0", 4, tokens=lambda row: 10)) == [0, 1, 2, 3]
     messages = [r.getMessage() for r in caplog.records]
-    assert rows == [0, 1, 2, 3]
-    assert messages[0].startswith("solve round 0: 1/4 requests (25%), ") and "ETA" in messages[0]
-    assert "generated tok/s" in messages[0]
+    assert messages[0].startswith("solve round 0: 0/4 requests, waiting for the first results")
+    assert sum("waiting" in m for m in messages) == 1
+    running = [m for m in messages if m.startswith("solve round 0: 3/4 requests (75%), ")]
+    assert len(running) == 1 and "generated tok/s, ETA " in running[0]
     assert messages[-1].startswith("solve round 0: 4/4 requests in ")
     assert all(r.name == log.name for r in caplog.records)  # the caller's stage, not logs'
