@@ -111,6 +111,19 @@ def rewrite_rejection(seed: dict, row: dict, text: str, rejection: Rejection, cf
     )
 
 
+def parse_rewrite_row(seed: dict, row: dict) -> tuple[str, Variant | Rejection]:
+    """One rewrite pass result -> (the rewrite text, its variant or why it was refused). Runs on the
+    driver, where rewrite checks (SV: does the statement state the answer?) may compare symbolically."""
+    from metamath_ray.answers import warm_up_once
+
+    warm_up_once()  # sympy's first import must not eat a symbolic check's time budget and refuse a right rewrite
+    aug = augmentation(row["aug"])
+    text = cut_at_stop(row.get("generated_text") or "", aug.rewrite_stop)
+    if row.get("engine_error"):
+        return text, Rejection("engine_error", row["engine_error"])
+    return text, aug.parse_rewrite(seed, text, int(row["variant"]))
+
+
 def solve_sampling(cfg: AugmentConfig):
     """The chains-of-thought sampling: the config's stop strings plus every selected augmentation's."""
     stops = [s for name in cfg.augmentations for s in augmentation(name).solve_stop]
@@ -242,14 +255,18 @@ class AugmentJob:
                     requests.extend(rewrite_rows(seed, aug, cfg))
                 else:
                     variants.extend(direct_variants(seed, aug, cfg))
+        return variants + self._rewrite(requests, seeds_by_id, chunk_of, results)
+
+    def _rewrite(self, requests: list[dict], seeds_by_id: dict, chunk_of: dict, results: dict[int, list[dict]]) -> list[Variant]:
+        """One LLM pass for rewrite requests: the variants parsed; refused or failed rewrites go to `results`."""
+        cfg = self.cfg
         if not requests:
-            return variants
+            return []
         log.info("rewriting: %d rewrite requests", len(requests))
+        variants = []
         for row in self._timed("rewrite", requests, generate(requests, cfg.engine, cfg.rewrite_sampling)):
             seed = seeds_by_id[row["seed_id"]]
-            aug = augmentation(row["aug"])
-            text = cut_at_stop(row.get("generated_text") or "", aug.rewrite_stop)
-            parsed = aug.parse_rewrite(seed, text, int(row["variant"]))
+            text, parsed = parse_rewrite_row(seed, row)
             if isinstance(parsed, Rejection):
                 results[chunk_of[seed["seed_id"]]].append(rewrite_rejection(seed, row, text, parsed, cfg, self.engine_key))
             else:
