@@ -291,9 +291,9 @@ def plan_lines(plan: AugmentPlan, cfg: AugmentConfig) -> list[str]:
     lines = [f"  teacher: {cfg.engine.kind} {cfg.engine.model}; adaptive={cfg.adaptive}",
              f"  {'dataset':8} {'aug':11} {'seeds':>6} {'variants':>9} {'rewrite req':>11} {'round 0':>8} {'worst case':>10}"]
     for (dataset, aug), c in sorted(plan.cells.items(), key=lambda kv: (kv[0][0], cfg.augmentations.index(kv[0][1]))):
-        variants = str(c.variants) if not c.rewrite_requests else f"<={c.rewrite_requests}"
-        rewrites = str(c.rewrite_requests) if augmentation(aug).needs_rewrite else "-"
-        lines.append(f"  {dataset:8} {aug:11} {c.seeds:>6} {variants:>9} {rewrites:>11} {c.round0:>8} {c.worst_case:>10}")
+        variants = f"{c.variants:,}" if not c.rewrite_requests else f"<={c.rewrite_requests:,}"
+        rewrites = f"{c.rewrite_requests:,}" if augmentation(aug).needs_rewrite else "-"
+        lines.append(f"  {dataset:8} {aug:11} {c.seeds:>6,} {variants:>9} {rewrites:>11} {c.round0:>8,} {c.worst_case:>10,}")
     passes = {"rewrite": plan.rewrite, "round 0": plan.round0, "worst case": plan.worst_case}
     lines.append(f"  {'pass':28} {'requests':>9} {'prompt tok':>11} {'generated tok':>13} {'at most':>11}")
     for name, label in (("rewrite", "rewrite pass"), ("round 0", "solve round 0 (k each)"),
