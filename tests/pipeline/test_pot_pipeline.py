@@ -74,7 +74,7 @@ def test_hybrid_evaluation_reports_beside_cot(local_ray, tmp_path):
     from metamath_ray.pipeline import evaluate as pipeline
 
     cfg = EvaluateConfig(datasets="gsm8k", limit=4, mode="hybrid", output=str(tmp_path), run_name="h",
-                         engine={"kind": "scripted", "script": "tests.pipeline.test_pot_pipeline:hybrid_answer"})
+                         engine={"kind": "scripted", "script": "test_pot_pipeline:hybrid_answer"})
     report = pipeline.run_evaluate(cfg)
     passes = report["throughput"]["passes"]
     assert [(p["decodings"], p["temperature"], p["requests"]) for p in passes] == [(["greedy", "pot"], 0.0, 8)], \

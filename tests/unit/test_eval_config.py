@@ -4,6 +4,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from metamath_ray.config import ConfigError, RayConfig, build_config
+from metamath_ray.engines.config import EngineConfig
 from metamath_ray.evaluate.config import EvaluateConfig
 
 
@@ -49,9 +51,90 @@ JOBS = sorted((Path(__file__).resolve().parents[2] / "jobs").glob("evaluate_*.ya
 def test_job_files_validate(path):
     text = path.read_text()
     assert text.startswith("# ray job submit") and "metamath-ray evaluate --config" in text.splitlines()[0]
-    cfg = EvaluateConfig(**yaml.safe_load(text))
-    assert cfg.engine.kind == "vllm" and cfg.datasets
+    data = yaml.safe_load(text)
+    assert "model" not in data, "job files name the model once, as engine.model"
+    cfg = EvaluateConfig(**data)
+    assert cfg.engine.kind == "vllm" and cfg.engine.model != "tiny" and cfg.datasets
+    assert "--model " in text.splitlines()[0]  # the launch command replaces it with the user's checkpoint
 
 
 def test_there_are_job_files():
     assert len(JOBS) >= 3
+
+
+@pytest.mark.parametrize(
+    "data, kind, model",
+    [
+        ({}, "vllm", "tiny"),
+        ({"engine": {"kind": "hf", "model": "m"}}, "hf", "m"),
+        ({"model": "m"}, "vllm", "m"),  # `model` (train's key) is another name for engine.model
+        ({"model": "m", "engine": {"kind": "hf"}}, "hf", "m"),
+        ({"model": "m", "engine": {"kind": "hf", "model": "m"}}, "hf", "m"),
+        ({"model": "m", "engine": EngineConfig(kind="hf")}, "hf", "m"),
+        ({"model": None, "engine": {"model": "m"}}, "vllm", "m"),
+    ],
+)
+def test_one_model_field(data, kind, model):
+    cfg = EvaluateConfig(**data)
+    assert (cfg.engine.kind, cfg.engine.model) == (kind, model)
+    assert "model" not in cfg.model_dump()
+
+
+@pytest.mark.parametrize("engine", [{"model": "b"}, EngineConfig(model="b")])
+def test_two_different_models_are_refused_in_one_line(engine):
+    with pytest.raises(ConfigError) as err:
+        build_config(EvaluateConfig, {"model": "a", "engine": engine})
+    message = str(err.value)
+    assert "\n" not in message and "model='a' and engine.model='b'" in message
+
+
+def test_ray_section_is_the_shared_one():
+    cfg = EvaluateConfig(ray={"num_cpus": 3})
+    assert isinstance(cfg.ray, RayConfig) and cfg.ray.num_cpus == 3 and cfg.ray.address is None
+    with pytest.raises(ValidationError):
+        EvaluateConfig(ray={"bogus": 1})
+
+
+def test_every_field_is_described():
+    undescribed = [name for name, field in EvaluateConfig.model_fields.items() if not field.description]
+    assert undescribed == []
+
+
+class _Accepted(Exception):
+    pass
+
+
+@pytest.fixture()
+def accepted_configs(monkeypatch):
+    """The CLI's config, caught where the stage would start."""
+    import metamath_ray.pipeline.evaluate as stage
+
+    seen: list[EvaluateConfig] = []
+
+    def accept(cfg):
+        seen.append(cfg)
+        raise _Accepted
+
+    monkeypatch.setattr(stage, "run_evaluate", accept)
+    return seen
+
+
+@pytest.mark.parametrize("job", JOBS[:1], ids=lambda p: p.name)
+def test_cli_model_flag_replaces_the_job_files_model(job, accepted_configs):
+    from metamath_ray import cli
+
+    with pytest.raises(_Accepted):
+        cli.main(["evaluate", "--config", str(job), "--model", "tiny", "--engine", "hf"])
+    [cfg] = accepted_configs
+    assert (cfg.engine.kind, cfg.engine.model) == ("hf", "tiny")
+    assert cfg.engine.batch_size == yaml.safe_load(job.read_text())["engine"]["batch_size"]  # the rest stays
+
+
+def test_cli_model_flag_against_a_top_level_model_is_one_line_error(tmp_path, accepted_configs, capsys):
+    from metamath_ray import cli
+
+    job = tmp_path / "job.yaml"
+    job.write_text("model: meta-math/MetaMath-7B-V1.0\ndatasets: [gsm8k]\n")
+    assert cli.main(["evaluate", "--config", str(job), "--model", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "engine.model" in err and not accepted_configs

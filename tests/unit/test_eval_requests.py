@@ -1,7 +1,7 @@
 import pytest
 
 from metamath_ray.evaluate.config import EvaluateConfig
-from metamath_ray.pipeline.evaluate import build_requests, score_rows, steady_state_rate
+from metamath_ray.pipeline.evaluate import build_requests, plan_passes, score_rows, steady_state_rate
 
 
 def test_greedy_and_k_samples_per_question():
@@ -55,3 +55,19 @@ def test_score_rows_keeps_texts_and_adds_verdicts():
 )
 def test_steady_state_rate(times, rate):
     assert steady_state_rate(times) == rate
+
+
+@pytest.mark.parametrize(
+    "cfg, expected",
+    [  # every request lands in exactly one pass; greedy CoT and programs share the temperature-0 one
+        ({"k": 3}, [("greedy", 0.0, {"greedy"}), ("sample", 0.7, {"sample"})]),
+        ({"mode": "hybrid"}, [("greedy", 0.0, {"greedy", "pot"}), ("sample", 0.7, set())]),
+        ({"greedy": False, "k": 2, "sampling": {"temperature": 0.5}}, [("greedy", 0.0, set()), ("sample", 0.5, {"sample"})]),
+    ],
+)
+def test_plan_passes(cfg, expected):
+    cfg = EvaluateConfig(datasets="gsm8k", limit=2, **cfg)
+    passes = plan_passes(cfg, stop=["Question:"])
+    decodings = {r["decoding"] for r in build_requests(cfg)}
+    assert [(p.name, p.sampling.temperature, decodings & set(p.decodings)) for p in passes] == expected
+    assert all(p.sampling.stop == ["Question:"] for p in passes)
