@@ -28,6 +28,7 @@ CANDIDATE_SCHEMA = pa.schema([
 ])
 QUARANTINE_SCHEMA = pa.schema([
     ("source", pa.string()), ("row_index", pa.int64()), ("reason", pa.string()), ("raw", pa.string()),
+    ("detail", pa.string()),  # what exactly is wrong (bad_gold: the offending answer text)
 ])
 REWRITE_SAMPLE_IDX = -1  # a refused rewrite has no chain of thought
 

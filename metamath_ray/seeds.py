@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any, Iterable
 
 from metamath_ray.answers import extract_boxed, extract_gsm8k_gold
+from metamath_ray.answers.gold import gold_problem
 
 SEED_FIELDS = ("seed_id", "dataset", "question", "solution", "answer", "level", "type")
 BUNDLED = {
@@ -35,7 +36,7 @@ class LoadedSeeds:
     rows_read: int = 0
 
 
-def _quarantine(source: str, index: int, reason: str, row: Any) -> dict:
+def _quarantine(source: str, index: int, reason: str, row: Any, detail: str = "") -> dict:
     try:
         raw = json.dumps(row, ensure_ascii=False, default=repr)
     except (TypeError, ValueError, RecursionError):
@@ -46,7 +47,8 @@ def _quarantine(source: str, index: int, reason: str, row: Any) -> dict:
     # Lone surrogates (JSON "\\ud800") cannot be encoded as UTF-8 for the quarantine Parquet.
     raw = raw[:2000].encode("utf-8", "backslashreplace").decode("utf-8")
     source = str(source).encode("utf-8", "backslashreplace").decode("utf-8")
-    return {"source": source, "row_index": index, "reason": reason, "raw": raw}
+    detail = detail[:500].encode("utf-8", "backslashreplace").decode("utf-8")
+    return {"source": source, "row_index": index, "reason": reason, "raw": raw, "detail": detail}
 
 
 def _clean_text(value: Any, name: str) -> tuple[str | None, str | None]:
@@ -122,10 +124,11 @@ def normalize_row(
             seed_id = f"math/{sp}/{subject}/{num}"
         else:
             seed_id = f"math/{split}/{_math_type_slug(type_name)}/{index}"
-    if gold is None or not gold.strip():
-        return None, _quarantine(source, index, "no_gold_answer", row)
-    if len(gold) > MAX_ANSWER_CHARS:
+    if gold is not None and len(gold) > MAX_ANSWER_CHARS:
         return None, _quarantine(source, index, "answer_too_long", row)
+    problem = gold_problem(gold, ds)
+    if problem:  # never generate for a seed the verifier cannot check against
+        return None, _quarantine(source, index, "bad_gold", row, detail=problem)
     return {
         "seed_id": seed_id, "dataset": ds, "question": question, "solution": solution,
         "answer": gold.strip(), "level": level, "type": type_name,

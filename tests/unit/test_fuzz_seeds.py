@@ -156,13 +156,14 @@ def bad_row(draw):
     if kind == "no_gold":
         return _bad(draw(st.sampled_from([
             _math(solution="no box at all"), _math(solution="\\boxed{}"), _math(solution="\\boxed{1"),
-            _gsm(answer="#### "), _gsm(answer="work\n####\n"),
-        ])), "no_gold_answer")
+            _gsm(answer="#### "), _gsm(answer="work\n####\n"), _gsm(answer="work\n#### twelve"),
+            _gsm(answer="work\n#### {12"), _math(solution="so $\\boxed{\\frac{\\sqrt6}2}$"),
+        ])), "bad_gold")
     if kind == "latex_bomb":
         bomb = draw(st.sampled_from(LATEX_BOMBS))
         return _bad(draw(st.sampled_from([
             _math(problem=bomb), _math(solution=bomb + " $\\boxed{" + bomb + "}$"), _gsm(question=bomb),
-        ])), "question_too_long", "solution_too_long", "answer_too_long", "no_gold_answer")
+        ])), "question_too_long", "solution_too_long", "answer_too_long", "bad_gold")
     assert kind == "long_gold"
     return _bad(_math(solution="$\\boxed{" + "9" * 600 + "}$"), "answer_too_long")
 
