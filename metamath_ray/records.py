@@ -83,18 +83,29 @@ def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
 
 # Settings that decide where and how fast a run goes, not what it generates: a resume may change them.
 _PLACEMENT_KEYS = {"output", "run_name", "ray", "chunks_per_wave"}
-_ENGINE_PLACEMENT_KEYS = {"replicas", "batch_size", "max_concurrent_batches", "cpu_kv_cache_gib"}
-# Engine settings added after the first release count only when set, so earlier runs keep their ids.
-_ENGINE_KEYS_HASHED_WHEN_SET = {"script"}
+_ENGINE_PLACEMENT_KEYS = {
+    "replicas", "batch_size", "max_concurrent_batches", "cpu_kv_cache_gib",
+    # kind=openai: how fast and with which credentials requests go, and what they cost, not what they say
+    "qps", "max_concurrent_requests", "max_retries", "request_timeout_s", "api_key_env",
+    "price_per_1m_input_tokens", "price_per_1m_output_tokens",
+}
+# Engine settings added after the first release count only when set to something other than their
+# default, so earlier runs keep their ids.
+_ENGINE_KEYS_HASHED_WHEN_SET = {"script", "base_url", "api", "chat", "system_prompt"}
+
+
+def _hashed_engine_settings(engine) -> dict:
+    defaults = {name: field.default for name, field in type(engine).model_fields.items()}
+    return {
+        k: v for k, v in engine.model_dump(mode="json").items()
+        if k not in _ENGINE_PLACEMENT_KEYS and not (k in _ENGINE_KEYS_HASHED_WHEN_SET and v == defaults.get(k))
+    }
 
 
 def config_hash(cfg) -> str:
     """What determines the generated data of an augment config (not where it runs or is written)."""
     payload = cfg.model_dump(exclude=_PLACEMENT_KEYS, mode="json")
-    payload["engine"] = {
-        k: v for k, v in payload["engine"].items()
-        if k not in _ENGINE_PLACEMENT_KEYS and not (k in _ENGINE_KEYS_HASHED_WHEN_SET and v is None)
-    }
+    payload["engine"] = _hashed_engine_settings(cfg.engine)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# MetaMath's system message for GPT-3.5-Turbo; chat requests send it before the few-shot prompt.
+METAMATH_SYSTEM_PROMPT = "Follow the given examples and answer the question."
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SamplingConfig(BaseModel):
@@ -37,8 +42,10 @@ class EngineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field("vllm", description="a registered engine: vllm (ray.data.llm), hf (transformers generate), scripted (tests)")
-    model: str = Field("tiny", description="'tiny', a local Hugging Face folder, or a hub id")
+    kind: str = Field("vllm", description="a registered engine: vllm (ray.data.llm), hf (transformers generate), openai (an OpenAI-compatible endpoint), scripted (tests)")
+    model: str = Field(
+        "tiny", description="'tiny', a local Hugging Face folder, or a hub id; kind=openai: the served model name"
+    )
     replicas: int = Field(1, ge=1, description="engine actors; one per GPU for 7B models")
     batch_size: int = Field(64, ge=1, description="rows per batch handed to an engine replica")
     num_gpus_per_replica: float = Field(
@@ -58,6 +65,38 @@ class EngineConfig(BaseModel):
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="extra vLLM EngineArgs / HF from_pretrained kwargs"
     )
+    chat: bool = Field(
+        False, description="vllm/hf: wrap each prompt in chat messages (system_prompt + the prompt as one user "
+        "message) and apply the model's own chat template; for chat/instruct teachers"
+    )
+    system_prompt: str | None = Field(
+        METAMATH_SYSTEM_PROMPT, description="chat requests (engine.chat, or kind=openai with api=chat): the system "
+        "message before the prompt (MetaMath's by default); empty or null: none. A chat template without a "
+        "system role gets it as the user message's first paragraph"
+    )
+    # -- kind=openai: any OpenAI-compatible endpoint (hosted API, vllm serve, SGLang, a gateway) --
+    base_url: str | None = Field(
+        None, description="openai: the API root, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1"
+    )
+    api: Literal["chat", "completions"] = Field(
+        "chat", description="openai: chat (/chat/completions: system + user message) or completions (raw prompt)"
+    )
+    api_key_env: str | None = Field(
+        None, description="openai: NAME of the environment variable holding the API key (never the key itself); "
+        "unset: no Authorization header (a local vllm serve)"
+    )
+    qps: float | None = Field(None, gt=0, description="openai: requests per second at most, over all replicas; unset: no limit")
+    max_concurrent_requests: int = Field(32, ge=1, description="openai: requests in flight at once, over all replicas")
+    max_retries: int = Field(
+        5, ge=0, description="openai: retries of a request after 429, 408, 5xx, a timeout or a dropped connection"
+    )
+    request_timeout_s: float = Field(120.0, gt=0, description="openai: seconds one attempt may take, response included")
+    price_per_1m_input_tokens: float | None = Field(
+        None, ge=0, description="openai: price of 1M prompt tokens, for the cost estimate (unset: no estimate)"
+    )
+    price_per_1m_output_tokens: float | None = Field(
+        None, ge=0, description="openai: price of 1M generated tokens, for the cost estimate (unset: no estimate)"
+    )
 
     @field_validator("kind")
     @classmethod
@@ -66,6 +105,23 @@ class EngineConfig(BaseModel):
 
         engine_spec(value)  # ValueError names the registered kinds
         return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_variable_name(cls, value: str | None) -> str | None:
+        # The message never repeats the value: a pasted key must not end up in an error line or a log.
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise ValueError("must be the NAME of an environment variable (letters, digits, _), never the key itself")
+        return value
+
+    @model_validator(mode="after")
+    def _openai_needs_an_endpoint(self) -> "EngineConfig":
+        if self.kind == "openai":
+            if not self.base_url:
+                raise ValueError("engine.kind=openai needs engine.base_url (e.g. http://127.0.0.1:8000/v1)")
+            if not self.base_url.startswith(("http://", "https://")):
+                raise ValueError("engine.base_url must start with http:// or https://")
+        return self
 
     def key(self) -> str:
         """What identifies the generator for candidate ids: model and engine, not replicas/batching."""

