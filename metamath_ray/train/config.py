@@ -1,7 +1,8 @@
 """Training configuration. Defaults are MetaMath's full fine-tuning recipe (run.sh / the paper):
 lr 2e-5, 3 epochs, global batch 128, cosine with 3% warm-up, weight decay 0, bf16, checkpoint every
-1000 steps keeping 2. Two deliberate changes: max_length defaults to 1024 (MetaMath's 512 silently
-cut long MATH answers) and over-long examples are dropped and counted instead of truncated.
+1000 steps keeping 2, and MetaMath's prompt and tokenisation (template=metamath). Two deliberate
+changes: max_length defaults to 1024 (MetaMath's 512 silently cut long MATH answers) and over-long
+examples are dropped and counted instead of truncated (truncate=true, max_length=512 restores both).
 """
 
 from __future__ import annotations
@@ -156,10 +157,20 @@ class TrainConfig(BaseModel):
 
     # Data
     max_length: int = Field(
-        1024, ge=8, description="tokens per example; longer sft examples are dropped and counted, never truncated"
+        1024, ge=8, description="tokens per example; longer sft examples are dropped and counted (see truncate)"
+    )
+    truncate: bool = Field(
+        False,
+        description="sft: cut examples longer than max_length instead of dropping them, as MetaMath's "
+        "train_math.py did (max_length 512 there; the end of the response and the EOS are lost)",
     )
     packing: bool = Field(False, description="sft: pack several examples into one max_length sequence")
-    template: TemplateVariant = Field("train", description="prompt template the queries are wrapped in")
+    template: TemplateVariant = Field(
+        "metamath",
+        description="metamath: MetaMath's train_math.py (a multi-line query's first line is the Alpaca "
+        "instruction, the rest its input; prompt+response tokenised as one string); train: the Alpaca "
+        "no-input prompt around the whole query, prompt tokenised as evaluation tokenises it",
+    )
     shuffle: bool = Field(True, description="shuffle the examples (seeded, per epoch)")
 
     # Checkpoints, recovery, export, logging

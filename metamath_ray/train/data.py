@@ -11,36 +11,68 @@ from typing import Any
 
 import torch
 
-from metamath_ray.templates import TemplateVariant, build_prompt
+from metamath_ray.templates import TemplateVariant, build_prompt, metamath_prompt
 
 IGNORE_INDEX = -100  # labels the loss skips (prompt tokens, padding)
 
 DROP_TOO_LONG = "too_long"
 DROP_EMPTY = "empty_query_or_response"
+DROP_PROMPT_TOO_LONG = "prompt_too_long"  # truncate=True: nothing of the response is left
 
 
 def tokenize_example(
-    tokenizer, query: str, response: str, *, max_length: int, template: TemplateVariant = "train"
+    tokenizer, query: str, response: str, *, max_length: int, template: TemplateVariant = "metamath",
+    truncate: bool = False,
 ) -> dict[str, Any]:
-    """One training example: prompt ids (BOS included) + response ids + EOS; loss on the response only.
+    """One training example: input ids, and labels that are IGNORE_INDEX over the prompt.
 
-    Prompt and response are tokenised separately and concatenated, so the label boundary is exact and
-    the prompt ids are exactly what evaluation feeds the model. An example longer than `max_length`
-    is never truncated: it comes back with `drop_reason` set and empty ids.
+    An example longer than `max_length` comes back with `drop_reason` set and empty ids, unless
+    `truncate`: then it is cut to `max_length` as MetaMath's train_math.py cut it (the end of the
+    response and the EOS are lost); one whose prompt alone fills `max_length` has nothing to learn
+    and is dropped. `num_tokens` is always the untruncated length.
     """
     if not (query or "").strip() or not (response or "").strip():
         return _dropped(DROP_EMPTY, 0)
-    prompt_ids = tokenizer(build_prompt(query, template), add_special_tokens=True)["input_ids"]
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    n = len(prompt_ids) + len(response_ids)
+    if template == "metamath":
+        ids, prompt_len = metamath_token_ids(tokenizer, query, response)
+    else:
+        ids, prompt_len = _separate_token_ids(tokenizer, build_prompt(query, template), response)
+    n = len(ids)
     if n > max_length:
-        return _dropped(DROP_TOO_LONG, n)
+        if not truncate:
+            return _dropped(DROP_TOO_LONG, n)
+        ids = ids[:max_length]
+    prompt_len = min(prompt_len, len(ids))
+    if prompt_len == len(ids):
+        return _dropped(DROP_PROMPT_TOO_LONG, n)
     return {
-        "input_ids": list(prompt_ids) + list(response_ids),
-        "labels": [IGNORE_INDEX] * len(prompt_ids) + list(response_ids),
+        "input_ids": list(ids),
+        "labels": [IGNORE_INDEX] * prompt_len + list(ids[prompt_len:]),
         "num_tokens": n,
         "drop_reason": "",
     }
+
+
+def metamath_token_ids(tokenizer, query: str, response: str) -> tuple[list[int], int]:
+    """(input ids, number of leading prompt positions the loss skips), as train_math.py makes them.
+
+    train_math.py appends the EOS *string* to the response, tokenises source + target as one string
+    (the tokenizer adds BOS), and masks as many leading positions as the source alone tokenises to.
+    Tokenising the pair jointly matters at the seam: "### Response:" is followed by the response's
+    first character, with no sentencepiece word-start marker added in between.
+    """
+    source = metamath_prompt(query)
+    ids = tokenizer(source + response + tokenizer.eos_token, add_special_tokens=True)["input_ids"]
+    prompt_len = len(tokenizer(source, add_special_tokens=True)["input_ids"])
+    return list(ids), prompt_len
+
+
+def _separate_token_ids(tokenizer, prompt: str, response: str) -> tuple[list[int], int]:
+    """Prompt ids (BOS included) + response ids + EOS, tokenised separately, so the prompt ids are
+    exactly what evaluation feeds the model for this prompt."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return list(prompt_ids) + list(response_ids), len(prompt_ids)
 
 
 def _dropped(reason: str, n: int) -> dict[str, Any]:
@@ -48,8 +80,8 @@ def _dropped(reason: str, n: int) -> dict[str, Any]:
 
 
 def describe_drop(reason: str, num_tokens: int, max_length: int) -> str:
-    if reason == DROP_TOO_LONG:
-        return f"{DROP_TOO_LONG}: {num_tokens} tokens > max_length {max_length}"
+    if reason in (DROP_TOO_LONG, DROP_PROMPT_TOO_LONG):
+        return f"{reason}: {num_tokens} tokens > max_length {max_length}"
     return reason
 
 
@@ -175,13 +207,15 @@ def load_tokenizer(name_or_path: str):
     return _TOKENIZERS[name_or_path]
 
 
-def tokenize_table(table, *, tokenizer_name: str, max_length: int, template: TemplateVariant):
+def tokenize_table(
+    table, *, tokenizer_name: str, max_length: int, template: TemplateVariant, truncate: bool = False
+):
     """Arrow table (id, query, response) -> (id, input_ids, labels, num_tokens, drop_reason)."""
     import pyarrow as pa
 
     tok = load_tokenizer(tokenizer_name)
     rows = [
-        tokenize_example(tok, q, r, max_length=max_length, template=template)
+        tokenize_example(tok, q, r, max_length=max_length, template=template, truncate=truncate)
         for q, r in zip(table["query"].to_pylist(), table["response"].to_pylist())
     ]
     return pa.table({

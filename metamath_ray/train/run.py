@@ -38,7 +38,9 @@ logger = logging.getLogger(__name__)
 
 def plan(cfg: TrainConfig, stats_rows: list[dict]) -> dict:
     """Steps per epoch and the drop report from per-example (id, num_tokens, drop_reason) rows."""
-    kept_lengths = [r["num_tokens"] for r in stats_rows if not r["drop_reason"]]
+    kept_rows = [r for r in stats_rows if not r["drop_reason"]]
+    # Under cfg.truncate a kept example may be longer than max_length before it is cut.
+    kept_lengths = [min(r["num_tokens"], cfg.max_length) for r in kept_rows]
     dropped = [
         {"id": r["id"], "reason": describe_drop(r["drop_reason"], r["num_tokens"], cfg.max_length),
          "num_tokens": r["num_tokens"]}
@@ -61,6 +63,7 @@ def plan(cfg: TrainConfig, stats_rows: list[dict]) -> dict:
         "kept": len(kept_lengths),
         "dropped": len(dropped),
         "dropped_by_reason": dict(Counter(r["drop_reason"] for r in stats_rows if r["drop_reason"])),
+        "truncated": sum(r["num_tokens"] > cfg.max_length for r in kept_rows),
         "dropped_rows": dropped,
         "kept_tokens": sum(kept_lengths),
     }
@@ -106,7 +109,8 @@ def _ray_dataset(cfg: TrainConfig):
     records = tio.read_records_dataset(cfg.data)
     tokenized = records.map_batches(
         tokenize_table, batch_format="pyarrow",
-        fn_kwargs={"tokenizer_name": cfg.tokenizer or cfg.model, "max_length": cfg.max_length, "template": cfg.template},
+        fn_kwargs={"tokenizer_name": cfg.tokenizer or cfg.model, "max_length": cfg.max_length, "template": cfg.template,
+                   "truncate": cfg.truncate},
     )
     if cfg.shuffle:
         tokenized = tokenized.random_shuffle(seed=cfg.seed)
@@ -229,7 +233,7 @@ def _tokenize_in_process(cfg: TrainConfig) -> tuple[dict, list[dict[str, Any]]]:
     """The plan and the kept examples (input_ids, labels), tokenized here."""
     table = tokenize_table(
         tio.read_records_table(cfg.data), tokenizer_name=cfg.tokenizer or cfg.model,
-        max_length=cfg.max_length, template=cfg.template,
+        max_length=cfg.max_length, template=cfg.template, truncate=cfg.truncate,
     )
     rows = table.to_pylist()
     kept = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows if not r["drop_reason"]]

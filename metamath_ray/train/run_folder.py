@@ -5,7 +5,7 @@ Run output under `<output>/<run_name>/` (local or s3://, all through `metamath_r
   checkpoints/step_*/       the same, for one-process runs
   model/                    consolidated Hugging Face folder (transformers / vLLM load it)
   train_log.jsonl           one record per optimizer step: loss, lr, tokens/s, MFU
-  dropped.jsonl             examples left out, each with its reason (never truncated)
+  dropped.jsonl             examples left out, each with its reason (cut only under truncate=true)
   train_summary.json        what `run_train` returns
   attempts.jsonl            one line per start of the loop (first run, re-submit, worker restart)
 

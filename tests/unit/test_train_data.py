@@ -30,7 +30,7 @@ def tok():
 
 def test_labels_cover_the_response_and_eos_only():
     t = tok()
-    ex = tokenize_example(t, QUERY, RESPONSE, max_length=1024)
+    ex = tokenize_example(t, QUERY, RESPONSE, max_length=1024, template="train")
     prompt_ids = t(build_prompt(QUERY), add_special_tokens=True)["input_ids"]
     assert ex["drop_reason"] == ""
     assert ex["input_ids"][: len(prompt_ids)] == prompt_ids  # exactly what evaluation feeds the model
@@ -40,6 +40,19 @@ def test_labels_cover_the_response_and_eos_only():
     assert response_labels[-1] == t.eos_token_id
     assert t.decode(response_labels[:-1]) == RESPONSE
     assert ex["num_tokens"] == len(ex["input_ids"])
+
+
+def test_metamath_template_tokenises_prompt_and_response_as_one_string():
+    """train_math.py: tokenizer(source + response + eos_token); the loss skips len(tokenizer(source))."""
+    t = tok()
+    query = "Q1 has 3 apples.\nIf the answer is 5, what is x?"
+    ex = tokenize_example(t, query, RESPONSE, max_length=1024)
+    source = build_prompt(query, "metamath")
+    assert "### Input:\nIf the answer is 5, what is x?" in source
+    assert ex["input_ids"] == t(source + RESPONSE + t.eos_token)["input_ids"]
+    n_prompt = len(t(source)["input_ids"])
+    assert ex["labels"] == [IGNORE_INDEX] * n_prompt + ex["input_ids"][n_prompt:]
+    assert ex["input_ids"][0] == t.bos_token_id and ex["input_ids"][-1] == t.eos_token_id
 
 
 def test_too_long_examples_are_dropped_with_reason_not_truncated():
