@@ -4,11 +4,13 @@
   rounding, so 17.6 is wrong for 18.
 - metamath: MetaMath's published scoring (see `metamath_compat`), so numbers line up with its tables.
 Each also yields a voting key for maj@k: samples with the same key are the same answer.
+Neither raises: a response that cannot be compared is wrong, with `score_error` saying why.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Callable
 
 from metamath_ray.evaluate import metamath_compat as mm
 from metamath_ray.evaluate.datasets import ScoringKind
@@ -22,7 +24,10 @@ SCORE_COLUMNS = (
     "extracted_metamath",
     "correct_metamath",
     "vote_key_metamath",
+    "score_error",  # "<scorer>: why" when a response is scored wrong without a comparison, else None
 )
+
+log = logging.getLogger(__name__)
 
 
 def score_strict(response: str, gold: str) -> dict[str, Any]:
@@ -39,18 +44,36 @@ def score_strict(response: str, gold: str) -> dict[str, Any]:
 
 
 def score_metamath(kind: ScoringKind, response: str, gold_metamath: str | None) -> dict[str, Any]:
-    if kind == "numeric":
-        pred = mm.gsm8k_extract(response)
-        correct = pred is not None and gold_metamath is not None and float(pred) == float(gold_metamath)
-        key = None if pred is None else str(pred)
-        return {"extracted_metamath": key, "correct_metamath": correct, "vote_key_metamath": key}
-    text = mm.math_extract(response)
+    """MetaMath's verdict; where their own script would have crashed (e.g. "The answer is: 36/00"),
+    wrong with the reason in `score_error`."""
+    score = mm.gsm8k_verdict if kind == "numeric" else mm.math_verdict
+    verdict = score(response, gold_metamath)
     return {
-        "extracted_metamath": text,
-        "correct_metamath": text is not None and mm.is_equiv(text, gold_metamath),
-        "vote_key_metamath": mm.math_vote_key(text),
+        "extracted_metamath": verdict.extracted,
+        "correct_metamath": verdict.correct,
+        "vote_key_metamath": verdict.vote_key,
+        "score_error": f"metamath: {verdict.reason}" if verdict.reason else None,
     }
 
 
+def _guarded(name: str, scorer: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """A scorer bug must cost one sample, not the evaluation batch: wrong, with the error recorded.
+    Neither scorer is known to raise (the fuzz tests check that this net stays unused)."""
+    try:
+        return scorer(*args)
+    except Exception as err:  # noqa: BLE001
+        log.warning("%s scorer raised %s on a response; scored wrong", name, type(err).__name__, exc_info=True)
+        suffix = "" if name == "strict" else f"_{name}"
+        return {
+            "extracted" + suffix: None,
+            f"correct_{name}": False,
+            "vote_key" + suffix: None,
+            "score_error": f"{name}: internal error {type(err).__name__}: {str(err)[:200]}",
+        }
+
+
 def score_response(kind: ScoringKind, response: str, gold: str, gold_metamath: str | None) -> dict[str, Any]:
-    return {**score_strict(response, gold), **score_metamath(kind, response, gold_metamath)}
+    strict = _guarded("strict", score_strict, response, gold)
+    metamath = _guarded("metamath", score_metamath, kind, response, gold_metamath)
+    errors = [e for e in (strict.pop("score_error", None), metamath.pop("score_error", None)) if e]
+    return {**strict, **metamath, "score_error": "; ".join(errors) or None}

@@ -58,6 +58,7 @@ def sample_schema():
         ("scored_at", pa.float64()),  # unix time the batch left the engine and was scored
         ("pot_status", pa.string()),  # decoding "pot" only: ok, no_program, no_output, sandbox_<reason>
         ("engine_error", pa.string()),  # the request failed after every retry (openai engine): scored wrong
+        ("score_error", pa.string()),  # "<scorer>: why" it is wrong uncompared (e.g. MetaMath's script crashes)
     ])
 
 

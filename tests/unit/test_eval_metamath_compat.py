@@ -1,5 +1,7 @@
 """MetaMath's scoring quirks, reproduced: recorded responses with the verdicts their scripts give."""
 
+import re
+
 import pytest
 
 from metamath_ray.evaluate import metamath_compat as mm
@@ -29,6 +31,28 @@ from metamath_ray.evaluate import metamath_compat as mm
 )
 def test_gsm8k_extract(completion, expected):
     assert mm.gsm8k_extract(completion) == expected
+
+
+@pytest.mark.parametrize(
+    "completion, line",
+    [
+        # "00" is not the "0" that L34 special-cases: the fraction package divides by zero
+        ("The answer is: 36/00", "L37-40 Fraction('36/00') raises FractionException"),
+        ("The answer is: " + "9" * 400 + "/3", "L37-40 Fraction"),  # float('9'*400) is inf inside fraction
+        ("The answer is: " + "9" * 400 + "/0", "L35 round(inf)"),
+        ("The answer is: -" + "9" * 400, "L46 round(-inf)"),  # +inf is caught at L44, -inf is not
+    ],
+)
+def test_gsm8k_extract_raises_where_their_script_crashes(completion, line):
+    with pytest.raises(mm.MetaMathCrash, match=re.escape(line)):
+        mm.gsm8k_extract(completion)
+    verdict = mm.gsm8k_verdict(completion, "36")
+    assert verdict.correct is False and verdict.extracted is None and line.split(" ")[0] in verdict.reason
+
+
+def test_gsm8k_verdict_with_a_gold_that_is_not_a_number():
+    verdict = mm.gsm8k_verdict("The answer is: 5", "1/2")
+    assert verdict.correct is False and verdict.extracted == "5" and "not a number" in verdict.reason
 
 
 @pytest.mark.parametrize(
@@ -99,6 +123,12 @@ def test_math_gold(solution, gold):
         ("2+x", "x+2", False),
         # the normaliser raises on a dangling \sqrt: raw equality decides
         ("\\sqrt", "\\sqrt", True),
+        # util.py L193-194 remove only "\%": a bare % stays
+        ("50%", "50\\%", False),
+        # util.py L132: int() raises on a non-integer a/b, uncaught, so raw equality decides
+        (" a / b", "a/b", False),
+        ("a/b", "a/b", True),
+        ("x / 2", "\\frac{x}{2}", False),
         ("5", None, False),
     ],
 )
