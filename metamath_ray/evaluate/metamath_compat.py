@@ -2,8 +2,9 @@
 
 MetaMath (Yu et al. 2023) scored with `eval_gsm8k.py`, `eval_math.py` and `util.py`
 (github.com/meta-math/MetaMath @ fe667b14f9a4c51bde9809adafb82b6b5d255800, Apache-2.0). This module
-re-implements their behaviour; `tests/unit/test_metamath_scorer_table.py` carries their functions
-verbatim as an oracle and checks a table of cases against both. Line references below are theirs.
+re-implements their behaviour; `tests/unit/metamath_upstream.py` carries their functions verbatim as
+an oracle, and `test_metamath_scorer_table.py` / `test_fuzz_scorers.py` check ours against it.
+Line references below are theirs.
 
 GSM8K (`eval_gsm8k.py`), also used here for GSM8K-Backward and SVAMP (MetaMath shipped no script
 for those; numeric answers are scored the same way):
@@ -26,7 +27,8 @@ MATH (`eval_math.py` + `util.py`, Hendrycks' normaliser):
 
 Where MetaMath's script itself would crash on a response (GSM8K only: a zero denominator written
 "00", a number past float range), `gsm8k_extract` raises `MetaMathCrash` naming the line, and
-`gsm8k_verdict` scores the response wrong with that reason. No function here raises anything else.
+`gsm8k_verdict` scores the response wrong with that reason. `gsm8k_verdict` and `math_verdict` never
+raise on a string response.
 """
 
 from __future__ import annotations
