@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Callable
 
+from metamath_ray.engines.chat import ChatPlan, plan_chat
 from metamath_ray.engines.config import EngineConfig, SamplingConfig
 from metamath_ray.engines.scripted import truncate_at_stop
 from metamath_ray.models import resolve_model
@@ -13,7 +14,8 @@ from metamath_ray.models import resolve_model
 class HFGenerator:
     """One replica: a model on this actor's device, generating a batch of prompts at a time."""
 
-    def __init__(self, model_path: str, engine: EngineConfig, sampling: SamplingConfig):
+    def __init__(self, model_path: str, engine: EngineConfig, sampling: SamplingConfig,
+                 chat: ChatPlan | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -35,10 +37,13 @@ class HFGenerator:
         ).to(self.device)
         self.model.eval()
         self.max_model_len = engine.max_model_len
+        self.chat = chat
 
     def __call__(self, batch: dict) -> dict:
         torch = self.torch
         prompts = [str(p) for p in batch["prompt"]]
+        if self.chat is not None:  # the model sees the templated text; the row keeps its prompt
+            prompts = [self.chat.render(self.tokenizer, p) for p in prompts]
         seeds = [int(s) for s in batch.get("sample_seed", [0] * len(prompts))]
         default = self.sampling.max_tokens
         # Rows without their own budget carry None/NaN here (mixed columns in one batch).
@@ -84,6 +89,7 @@ class HFGenerator:
 
 def build_hf_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:
     model_path = resolve_model(engine.model)
+    chat = plan_chat(engine, model_path)  # on the driver: a model without a template fails here
     use_gpu = engine.num_gpus_per_replica > 0
 
     def stage(ds):
@@ -97,7 +103,7 @@ def build_hf_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:
         # same rows and seeds, so the same text. tests/pipeline/test_faults.py kills one mid-run.
         return ds.map_batches(
             HFGenerator,
-            fn_constructor_kwargs=dict(model_path=model_path, engine=engine, sampling=sampling),
+            fn_constructor_kwargs=dict(model_path=model_path, engine=engine, sampling=sampling, chat=chat),
             batch_size=engine.batch_size,
             batch_format="numpy",
             concurrency=engine.replicas,
