@@ -235,9 +235,13 @@ def report_compare(
     run_a: str = typer.Argument(..., help="evaluation run folder (local or s3://)"),
     run_b: str = typer.Argument(..., help="evaluation run folder (local or s3://)"),
     output: Optional[str] = typer.Option(None, "--output", help="write the comparison Markdown here too"),
+    verbose: bool = VERBOSE,
+    quiet: bool = QUIET,
 ) -> None:
     """Per-dataset and per-category accuracy deltas between two evaluation runs."""
     from metamath_ray.evaluate import compare
+
+    _console(verbose, quiet)
 
     fn = getattr(compare, "compare_runs")
     text = fn(run_a, run_b)

@@ -198,3 +198,29 @@ def test_progress_lines_come_from_a_timer_while_the_pass_runs(monkeypatch, caplo
     assert len(running) == 1 and "generated tok/s, ETA " in running[0]
     assert messages[-1].startswith("solve round 0: 4/4 requests in ")
     assert all(r.name == log.name for r in caplog.records)  # the caller's stage, not logs'
+
+
+def test_every_command_takes_verbose_and_quiet():
+    import typer
+
+    from metamath_ray.cli import app
+
+    def commands(group, prefix=""):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                yield from commands(cmd, f"{prefix}{name} ")
+            else:
+                yield f"{prefix}{name}", cmd
+
+    found = dict(commands(typer.main.get_command(app)))
+    assert {"augment", "train", "evaluate", "run", "demo", "report compare"} <= set(found)
+    for name, cmd in found.items():
+        flags = {flag for param in cmd.params for flag in getattr(param, "opts", [])}
+        assert {"--verbose", "-v", "--quiet", "-q"} <= flags, name
+
+
+def test_verbose_and_quiet_together_is_a_one_line_error(capsys):
+    from metamath_ray.cli import main
+
+    assert main(["demo", "--verbose", "--quiet"]) == 2
+    assert capsys.readouterr().err == "error: --verbose and --quiet contradict each other\n"
