@@ -233,9 +233,9 @@ class OpenAIClient:
         return self._session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        session, self._session = self._session, None  # a request starting now opens a fresh session
+        if session is not None:
+            await session.close()
 
     async def complete(self, row: dict) -> Outcome:
         """The row's text, or after `max_retries` retries an Outcome with `error` set. Never raises
@@ -305,11 +305,18 @@ class OpenAIGenerator:
 
     def __init__(self, client_kwargs: dict):
         self.client = OpenAIClient(**client_kwargs)
+        self.batches_in_flight = 0
 
     async def __call__(self, batch: dict) -> dict:
         n = len(batch["prompt"])
         rows = [{k: _plain(v[i]) for k, v in batch.items()} for i in range(n)]
-        outcomes = await asyncio.gather(*(self.client.complete(r) for r in rows))
+        self.batches_in_flight += 1
+        try:
+            outcomes = await asyncio.gather(*(self.client.complete(r) for r in rows))
+        finally:
+            self.batches_in_flight -= 1
+            if not self.batches_in_flight:  # idle: close the connections (Ray Data never says when it is done)
+                await self.client.close()
         out = dict(batch)
         out["generated_text"] = [o.text for o in outcomes]
         out["num_input_tokens"] = [o.tokens_in for o in outcomes]
@@ -346,9 +353,13 @@ def build_openai_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callab
     batches_in_flight = max(2, -(-kwargs["max_concurrent_requests"] // engine.batch_size) + 1)
 
     def stage(ds):
+        from ray.data import ActorPoolStrategy
+
+        pool = ActorPoolStrategy(size=engine.replicas, max_concurrent_calls_per_actor=batches_in_flight,
+                                 max_tasks_in_flight_per_actor=batches_in_flight)
         return ds.map_batches(
             OpenAIGenerator, fn_constructor_kwargs={"client_kwargs": kwargs}, batch_size=engine.batch_size,
-            batch_format="numpy", concurrency=engine.replicas, num_cpus=0, max_concurrency=batches_in_flight,
+            batch_format="numpy", compute=pool, num_cpus=0,
         )
 
     return stage

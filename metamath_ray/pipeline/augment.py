@@ -18,7 +18,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Callable, Iterable, Iterator
 
-from metamath_ray.augment.base import Rejection, Variant
+from metamath_ray.augment.base import Rejection, Variant, Verdict
 from metamath_ray.augment.config import AugmentConfig
 from metamath_ray.augment.protocol import cut_at_stop
 from metamath_ray.augment.registry import AugBudgets, augmentation
@@ -32,7 +32,7 @@ from metamath_ray.records import (
     to_table,
 )
 from metamath_ray.seeds import load_seeds
-from metamath_ray.storage import RunStore
+from metamath_ray.storage import RunStore, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +85,15 @@ def judge_rows(rows: list[dict], model: str, engine_key: str, prompt_version: st
     out = []
     for r in rows:
         aug = augmentation(r["aug"])
-        verdict = aug.judge(r.get("generated_text") or "", r["expected"], r["dataset"], budgets[r["aug"]])
+        error = r.get("engine_error") or None  # the request failed after every retry: nothing to judge
+        verdict = (Verdict(False, None, "engine_error", "") if error else
+                   aug.judge(r.get("generated_text") or "", r["expected"], r["dataset"], budgets[r["aug"]]))
         row = candidate_row(
             seed_id=r["seed_id"], dataset=r["dataset"], aug=r["aug"], stage="solve", variant=r["variant"],
             sample_idx=r["sample_idx"], round=r["round"], query=r["query"],
             original_question=r["original_question"], response=verdict.response, expected=r["expected"],
             predicted=verdict.predicted, accepted=verdict.accepted, reject_reason=verdict.reject_reason,
-            reject_detail=None, level=r.get("level", ""), type=r.get("type", ""),
+            reject_detail=error, level=r.get("level", ""), type=r.get("type", ""),
             tokens_in=r.get("num_input_tokens") or 0, tokens_out=r.get("num_generated_tokens") or 0,
             model=model, prompt_version=f"{prompt_version}/{aug.prompt_version}", engine_key=engine_key,
         )
@@ -205,8 +207,12 @@ class AugmentJob:
         pending = {i: c for i, c in enumerate(chunks) if not self.store.exists(shard_name("candidates", i))}
         if len(pending) < len(chunks):
             log.info("resuming: %d of %d chunks already committed", len(chunks) - len(pending), len(chunks))
-        if pending:
+        damaged = self._damaged_chunks() if len(pending) < len(chunks) else {}
+        if pending or damaged:
             start_ray(cfg.ray, cfg.engine)
+        if damaged:
+            self.repair_chunks(damaged, chunks)
+        if pending:
             ids = sorted(pending)
             for i in range(0, len(ids), cfg.chunks_per_wave):
                 self.run_chunks({c: pending[c] for c in ids[i:i + cfg.chunks_per_wave]})
@@ -217,11 +223,18 @@ class AugmentJob:
         cfg, store, digest = self.cfg, self.store, config_hash(self.cfg)
         if store.exists("manifest.json"):
             manifest = store.read_json("manifest.json")
-            if manifest.get("config_hash") == digest:
+            failed = int(manifest.get("totals", {}).get("engine_errors") or 0)
+            if manifest.get("config_hash") == digest and failed:
+                # Complete but for requests that failed after every retry: retry exactly those. The run is
+                # incomplete again until the repaired chunks are committed and finalize has rerun.
+                log.info("%s: retrying %d requests that failed with engine_error", store.uri, failed)
+                with_retries(lambda: store.fs.delete_file(store.path("manifest.json")))
+            elif manifest.get("config_hash") == digest:
                 log.info("%s is already complete (manifest.json present)", store.uri)
                 return manifest
-            raise RuntimeError(f"run {cfg.run_name!r} in {cfg.output} was completed with a different config; "
-                               "choose another run_name")
+            else:
+                raise RuntimeError(f"run {cfg.run_name!r} in {cfg.output} was completed with a different config; "
+                                   "choose another run_name")
         prior = store.exists("run_config.json") and store.read_json("run_config.json")
         if prior and prior.get("config_hash") != digest:
             raise RuntimeError(f"run {cfg.run_name!r} in {cfg.output} was started with a different config; "
@@ -241,7 +254,7 @@ class AugmentJob:
         for chunk in sorted(chunks):
             rows = sorted(results.get(chunk, []), key=lambda r: r["id"])
             info = self.store.commit_table(shard_name("candidates", chunk), to_table(rows, CANDIDATE_SCHEMA))
-            log.info("committed %s: %d candidates", info.path, info.rows)
+            log.debug("committed %s: %d candidates", info.path, info.rows)
 
     def _variants(self, seeds_by_id: dict, chunk_of: dict, results: dict[int, list[dict]]) -> list[Variant]:
         """Every question variant of the wave: direct ones, then one LLM pass for the rewrites (a refused
@@ -273,27 +286,25 @@ class AugmentJob:
                 variants.append(parsed)
         return variants
 
-    def _solve(self, variants: list[Variant], seeds_by_id: dict, chunk_of: dict) -> Iterator[dict]:
+    def _solve(self, variants: list[Variant], seeds_by_id: dict, chunk_of: dict,
+               retry_rows: list[dict] | None = None) -> Iterator[dict]:
         """Chains of thought in rounds; adaptive mode resamples variants short of k accepted until k or
-        max_attempts. Yields judged candidate rows (with their chunk)."""
+        max_attempts. `retry_rows` (failed requests sent again) ride along in the first pass, outside
+        the adaptive budget. Yields judged candidate rows (with their chunk)."""
         cfg = self.cfg
         attempts: Counter = Counter()
         accepted: Counter = Counter()
         todo = {(v.seed_id, v.aug, v.variant): v for v in variants}
         rnd = 0
-        while todo:
-            rows = []
+        while todo or (rnd == 0 and retry_rows):
+            rows = list(retry_rows or []) if rnd == 0 else []
             for key, v in todo.items():
                 s = cfg.aug[v.aug]
                 want = s.k if rnd == 0 else min(s.k - accepted[key], s.max_attempts - attempts[key])
                 rows.extend(solve_rows(v, seeds_by_id[v.seed_id], attempts[key], want, rnd, cfg, chunk_of[v.seed_id]))
                 attempts[key] += want
             log.info("round %d: %d chains of thought for %d questions", rnd, len(rows), len(todo))
-            model, engine_key, version, budgets = cfg.engine.model, self.engine_key, cfg.prompt_version, cfg.aug
-            judged = generate(rows, cfg.engine, solve_sampling(cfg),
-                              post=lambda batch: judge_rows(batch, model, engine_key, version, budgets),
-                              post_concurrency=judge_concurrency(cfg, rows))
-            for cand in self._timed(f"solve round {rnd}", rows, judged):
+            for cand in self._judged(rows, f"solve round {rnd}"):
                 accepted[(cand["seed_id"], cand["aug"], cand["variant"])] += int(bool(cand["accepted"]))
                 yield cand
             rnd += 1
@@ -301,6 +312,76 @@ class AugmentJob:
                 break
             todo = {k: v for k, v in todo.items()
                     if accepted[k] < cfg.aug[v.aug].k and attempts[k] < cfg.aug[v.aug].max_attempts}
+
+    def _judged(self, rows: list[dict], name: str) -> Iterator[dict]:
+        """One generation pass over solve rows, judged inside Ray workers; yields candidate rows."""
+        cfg = self.cfg
+        model, engine_key, version, budgets = cfg.engine.model, self.engine_key, cfg.prompt_version, cfg.aug
+        judged = generate(rows, cfg.engine, solve_sampling(cfg),
+                          post=lambda batch: judge_rows(batch, model, engine_key, version, budgets),
+                          post_concurrency=judge_concurrency(cfg, rows))
+        return self._timed(name, rows, judged)
+
+    # -- retrying engine errors of committed chunks ---------------------------------------------
+    def _damaged_chunks(self) -> dict[int, tuple[int, list[dict]]]:
+        """Committed chunks whose newest version holds engine_error candidates: chunk -> (version, rows)."""
+        from metamath_ray.pipeline.finalize import current_candidate_shards, is_engine_error
+
+        damaged = {}
+        for name, (version, path) in current_candidate_shards(self.store).items():
+            rows = self.store.read_table(path).to_pylist()
+            if any(is_engine_error(r) for r in rows):
+                damaged[int(name[len("part-"):-len(".parquet")])] = (version, rows)
+        return damaged
+
+    def repair_chunks(self, damaged: dict[int, tuple[int, list[dict]]], chunks: list[list[dict]]) -> None:
+        """Retry exactly the engine_error candidates of committed chunks (same ids, same prompts and seeds)
+        and commit each chunk again, those rows replaced, as its next version (written once, atomically)."""
+        from metamath_ray.pipeline.finalize import is_engine_error, repair_shard_name
+
+        ids = sorted(damaged)
+        for start in range(0, len(ids), self.cfg.chunks_per_wave):
+            wave = ids[start:start + self.cfg.chunks_per_wave]
+            seeds_by_id = {s["seed_id"]: s for c in wave for s in chunks[c]}
+            chunk_of = {s["seed_id"]: c for c in wave for s in chunks[c]}
+            failed = [r for c in wave for r in damaged[c][1] if is_engine_error(r)]
+            log.info("retrying %d engine_error requests of %d committed chunks", len(failed), len(wave))
+            results: dict[int, list[dict]] = defaultdict(list)
+            self._regenerate(failed, seeds_by_id, chunk_of, results)
+            for c in wave:
+                version, rows = damaged[c]
+                # A failed row is replaced by its retry's row (same id); a rewrite that now parses has no row
+                # of its own (its variant's chains of thought are the new rows).
+                merged = {r["id"]: r for r in rows if not is_engine_error(r)}
+                merged.update((r["id"], r) for r in results.get(c, []))
+                table = to_table(sorted(merged.values(), key=lambda r: r["id"]), CANDIDATE_SCHEMA)
+                info = self.store.commit_table(repair_shard_name(f"part-{c:05d}.parquet", version + 1), table)
+                log.debug("committed %s: %d candidates", info.path, info.rows)
+
+    def _regenerate(self, failed: list[dict], seeds_by_id: dict, chunk_of: dict, results: dict[int, list[dict]]) -> None:
+        """New candidate rows for failed ones, into `results`: a failed rewrite is requested again (and a
+        variant it now yields is solved as any new variant); a failed chain of thought is sampled again
+        with its own sample index, round and seed. Nothing else is regenerated."""
+        cfg = self.cfg
+        requests = [q for r in failed if r["stage"] == "rewrite"
+                    for q in rewrite_rows(seeds_by_id[r["seed_id"]], r["aug"], cfg) if q["variant"] == r["variant"]]
+        variants = self._rewrite(requests, seeds_by_id, chunk_of, results)
+        rows = [solve_rows(self._variant_of(r, seeds_by_id[r["seed_id"]]), seeds_by_id[r["seed_id"]], r["sample_idx"],
+                           1, r["round"], cfg, chunk_of[r["seed_id"]])[0]
+                for r in failed if r["stage"] == "solve"]
+        for cand in self._solve(variants, seeds_by_id, chunk_of, retry_rows=rows):
+            results[int(cand.pop("chunk"))].append(cand)
+
+    def _variant_of(self, row: dict, seed: dict) -> Variant:
+        """The question variant a stored candidate answered: rebuilt from the seed when the augmentation
+        builds it without the LLM, else from the candidate's own query (the rewrite it was given)."""
+        if augmentation(row["aug"]).needs_rewrite:
+            return Variant(seed_id=row["seed_id"], dataset=row["dataset"], aug=row["aug"], variant=int(row["variant"]),
+                           query=row["query"], expected=row["expected"], original_question=row["original_question"])
+        for v in direct_variants(seed, row["aug"], self.cfg):
+            if v.variant == row["variant"]:
+                return v
+        raise RuntimeError(f"candidate {row['id']}: variant {row['variant']} of {row['aug']} no longer exists")
 
     def _timed(self, name: str, requests: list, stream: Iterable[dict]) -> Iterator[dict]:
         """Pass `stream` through with a progress display, recording where the pass's time goes: until

@@ -335,3 +335,73 @@ def test_openai_settings_in_the_config_hash(override, same_data):
     base = load_config(AugmentConfig, None, base_overrides)
     changed = load_config(AugmentConfig, None, [*base_overrides, override])
     assert (config_hash(changed) == config_hash(base)) is same_data
+
+
+# ---------------------------------------------------------------------------------------------
+# What a failed request means downstream (pure functions of the stages)
+
+
+def _failed_solve_row(**over) -> dict:
+    row = {"seed_id": "gsm8k/train/1", "dataset": "gsm8k", "aug": "AnsAug", "variant": 0, "sample_idx": 1,
+           "round": 0, "query": "What is 2+3?", "original_question": "What is 2+3?", "expected": "5", "chunk": 0,
+           "generated_text": "", "engine_error": "HTTP 503: overloaded (gave up after 3 attempts)",
+           "num_input_tokens": 0, "num_generated_tokens": 0}
+    return {**row, **over}
+
+
+def test_a_failed_request_becomes_a_candidate_rejected_with_engine_error():
+    from metamath_ray.pipeline.augment import judge_rows
+
+    failed, answered = judge_rows([_failed_solve_row(),
+                                   _failed_solve_row(sample_idx=2, engine_error="", generated_text="2+3=5.\nThe answer is: 5")],
+                                  "m", "key", "v1")
+    assert (failed["accepted"], failed["reject_reason"]) == (False, "engine_error")
+    assert failed["reject_detail"] == "HTTP 503: overloaded (gave up after 3 attempts)" and failed["response"] == ""
+    assert answered["accepted"] and answered["reject_detail"] is None
+
+
+def test_a_failed_evaluation_request_is_scored_wrong_with_its_reason():
+    from metamath_ray.pipeline.evaluate import score_rows
+
+    base = {"item_id": "gsm8k/test/0", "dataset": "gsm8k", "kind": "numeric", "type": "", "level": 0,
+            "source_index": 0, "question": "q", "gold": "5", "gold_metamath": "5", "decoding": "greedy",
+            "sample_idx": 0, "sample_seed": 0, "max_tokens": 64, "prompt": "p"}
+    failed, answered = score_rows([{**base, "generated_text": "", "engine_error": "HTTP 500: boom"},
+                                   {**base, "generated_text": "The answer is: 5", "engine_error": ""}])
+    assert failed["correct_strict"] is False and failed["correct_metamath"] is False
+    assert failed["engine_error"] == "HTTP 500: boom" and answered["engine_error"] is None
+    assert answered["correct_strict"] is True
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("candidates/part-00003.parquet", ("part-00003.parquet", 0)),
+    ("candidates/part-00003.repair-2.parquet", ("part-00003.parquet", 2)),
+    ("part-12345.repair-10.parquet", ("part-12345.parquet", 10)),
+])
+def test_candidate_shard_versions(path, expected):
+    from metamath_ray.pipeline.finalize import shard_version
+
+    assert shard_version(path) == expected
+
+
+def test_finalize_reads_the_newest_version_of_each_chunk_and_replaces_changed_outputs(tmp_path):
+    import pyarrow as pa
+
+    from metamath_ray.pipeline.finalize import _commit_derived, current_candidate_shards
+    from metamath_ray.storage import RunStore
+
+    store = RunStore(str(tmp_path), "run")
+    table = pa.table({"id": ["a"]})
+    for name in ("part-00000.parquet", "part-00000.repair-1.parquet", "part-00000.repair-2.parquet",
+                 "part-00001.parquet"):
+        store.commit_table(f"candidates/{name}", table)
+    assert current_candidate_shards(store) == {
+        "part-00000.parquet": (2, "candidates/part-00000.repair-2.parquet"),
+        "part-00001.parquet": (0, "candidates/part-00001.parquet"),
+    }
+    first = _commit_derived(store, "data/part-00000.parquet", table)
+    mtime = (tmp_path / "run" / "data" / "part-00000.parquet").stat().st_mtime_ns
+    assert _commit_derived(store, "data/part-00000.parquet", table) == first  # same content: not rewritten
+    assert (tmp_path / "run" / "data" / "part-00000.parquet").stat().st_mtime_ns == mtime
+    repaired = _commit_derived(store, "data/part-00000.parquet", pa.table({"id": ["a", "b"]}))
+    assert repaired["rows"] == 2 and store.read_table("data/part-00000.parquet").num_rows == 2
