@@ -26,6 +26,7 @@ import errno
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -42,6 +43,7 @@ import pyarrow.parquet as pq
 from pydantic import AfterValidator, Field
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class StorageError(RuntimeError):
@@ -52,38 +54,124 @@ def is_s3(uri: str) -> bool:
     return str(uri).startswith("s3://")
 
 
+# ---------------------------------------------------------------------------------------------
+# S3 endpoints and time budgets
+
+# Before the first successful contact with a store, a failure is most likely a wrong endpoint,
+# bucket or credentials: give up soon, with a line that says which. After it, a failure is
+# weather (a restarting server): ride it out for much longer. Both are seconds, from these variables.
+CONNECT_BUDGET_ENV, CONNECT_BUDGET_DEFAULT_S = "METAMATH_RAY_S3_CONNECT_BUDGET_S", 60.0
+OUTAGE_BUDGET_ENV, OUTAGE_BUDGET_DEFAULT_S = "METAMATH_RAY_S3_OUTAGE_BUDGET_S", 600.0
+_ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")  # the AWS CLI's order
+
+
+def _budget_s(env: str, default: float) -> float:
+    raw = os.environ.get(env)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise StorageError(f"{env}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    url: str | None  # scheme://host[:port]; None: AWS's own endpoint for the region
+    source: str  # where it came from: an environment variable, or "endpoint_url"
+
+    @classmethod
+    def resolve(cls, endpoint_url: str | None = None) -> "S3Endpoint":
+        if endpoint_url:
+            return cls(_normalise_endpoint(endpoint_url), "endpoint_url")
+        for var in _ENDPOINT_VARS:
+            if os.environ.get(var):
+                return cls(_normalise_endpoint(os.environ[var]), var)
+        return cls(None, "")
+
+    @classmethod
+    def of(cls, fs: pafs.FileSystem) -> "S3Endpoint":
+        """The endpoint an S3FileSystem talks to (it survives pickling, unlike anything kept beside it)."""
+        try:
+            options = fs.__reduce__()[1][0]  # the constructor's keyword arguments
+            host, scheme = options.get("endpoint_override"), options.get("scheme") or "https"
+        except Exception:  # noqa: BLE001 - a pyarrow without this layout: describe from the environment
+            return cls.resolve()
+        if not host:
+            return cls(None, "")
+        url = f"{scheme}://{host}"
+        env = cls.resolve()
+        return cls(url, env.source if env.url == url else "endpoint_url")
+
+    def describe(self) -> str:
+        """Where requests go, to follow a URI in a message: 'at endpoint http://… (AWS_ENDPOINT_URL)'."""
+        if self.url is None:
+            return "(no endpoint: AWS's default; set AWS_ENDPOINT_URL for MinIO/SeaweedFS/moto)"
+        return f"at endpoint {self.url} ({self.source})"
+
+
+def _normalise_endpoint(endpoint: str) -> str:
+    parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
+    return f"{parsed.scheme or 'https'}://{parsed.netloc}"
+
+
+# SDK tries per call. Handed out by `resolve_filesystem`, the filesystem keeps the SDK's own retries
+# (~80 s of them when nothing listens): Ray Train and Ray Data use it with no retry loop of ours.
+# This module's helpers retry in `with_retries`, logged and within a budget, so there the SDK only
+# gets a second try (a stale keep-alive connection).
+_SDK_ATTEMPTS_BARE, _SDK_ATTEMPTS_IN_OUR_LOOP = 10, 2
+
+
+def _s3_options(endpoint: S3Endpoint, region: str | None, sdk_attempts: int) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "region": region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=sdk_attempts),
+        "connect_timeout": 5,
+        "request_timeout": 60,
+    }
+    if endpoint.url:
+        scheme, host = endpoint.url.split("://", 1)
+        options.update(endpoint_override=host, scheme=scheme,
+                       force_virtual_addressing=False)  # self-hosted stores (MinIO, SeaweedFS, moto): path style
+    return options
+
+
 def resolve_filesystem(uri: str, endpoint_url: str | None = None, region: str | None = None):
     """Return `(filesystem, path)` for a local path or an `s3://bucket/key` URI.
 
     S3: the endpoint comes from `endpoint_url`, else `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`
     (the AWS CLI convention, which pyarrow does not read by itself); credentials come from the
-    standard AWS variables, profiles or instance roles via pyarrow's default chain.
+    standard AWS variables, profiles or instance roles via pyarrow's default chain. The first time a
+    bucket is resolved in a process, it is contacted (`_first_contact`): an unreachable endpoint, a
+    missing bucket or refused credentials is a one-line StorageError within the connect budget.
     """
+    return _filesystem(uri, endpoint_url, region, sdk_attempts=_SDK_ATTEMPTS_BARE)
+
+
+def _filesystem(uri: str, endpoint_url: str | None = None, region: str | None = None,
+                sdk_attempts: int = _SDK_ATTEMPTS_IN_OUR_LOOP):
     uri = str(uri)
     if is_s3(uri):
         parsed = urlparse(uri)
         if not parsed.netloc:
             raise StorageError(f"bad S3 URI {uri!r}: no bucket")
-        endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        kwargs: dict[str, Any] = {
-            "region": region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-            # Retries ride out short outages of the object store (a restarted server, throttling).
-            "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=10),
-            "connect_timeout": 5,
-            "request_timeout": 60,
-        }
-        if endpoint:
-            ep = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
-            kwargs["endpoint_override"] = ep.netloc
-            kwargs["scheme"] = ep.scheme or "https"
-            # Self-hosted stores (MinIO, SeaweedFS, moto) use path-style addressing.
-            kwargs["force_virtual_addressing"] = False
-        fs = pafs.S3FileSystem(**kwargs)
-        return fs, f"{parsed.netloc}{parsed.path}".rstrip("/")
+        endpoint = S3Endpoint.resolve(endpoint_url)
+        options = _s3_options(endpoint, region, sdk_attempts)
+        path = f"{parsed.netloc}{parsed.path}".rstrip("/")
+        _first_contact(options, endpoint, parsed.netloc, path, uri)
+        return pafs.S3FileSystem(**options), path
     if "://" in uri and not uri.startswith("file://"):
         raise StorageError(f"unsupported URI scheme in {uri!r} (use a local path or s3://)")
     path = uri[len("file://"):] if uri.startswith("file://") else uri
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
+
+
+def ensure_reachable(uri: str) -> None:
+    """Contact the store behind `uri` now, so a wrong endpoint fails before the work, not after it."""
+    _filesystem(uri)
 
 
 def join(base: str, *parts: str) -> str:
@@ -101,11 +189,91 @@ def join(base: str, *parts: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# First contact with a bucket
+
+# Buckets reached once in this process, and recent failures (answered again at once, so that the
+# cleanup after a failed command, e.g. copying its log, does not wait out the budget a second time).
+_contacted: set[tuple] = set()
+_failed: dict[tuple, tuple[float, StorageError]] = {}
+
+
+def _first_contact(options: dict[str, Any], endpoint: S3Endpoint, bucket: str, path: str, uri: str) -> None:
+    """Look the bucket up with short timeouts and logged retries, within the connect budget."""
+    identity = hashlib.sha256(
+        f"{os.environ.get('AWS_ACCESS_KEY_ID')}|{os.environ.get('AWS_PROFILE')}".encode()).hexdigest()
+    key = (endpoint.url, options["region"], bucket, identity)
+    if key in _contacted:
+        return
+    budget = _budget_s(CONNECT_BUDGET_ENV, CONNECT_BUDGET_DEFAULT_S)
+    failed_at, error = _failed.get(key, (-budget, None))
+    if error is not None and time.monotonic() - failed_at < budget:
+        raise error
+    # One SDK attempt per try, so that every try is ours and logged; each ends within `timeout` s.
+    timeout = min(5.0, max(0.5, budget / 8))
+    probe = pafs.S3FileSystem(**{**options, "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+                                 "connect_timeout": timeout, "request_timeout": timeout})
+    start_budget = budget - 2 * timeout  # no try starts unless it can end (connect + answer) in time
+    try:
+        found = with_retries(lambda: _bucket_exists(probe, bucket, path),
+                             attempts=_attempts_within(start_budget, 1.0, 15.0), base_delay=1.0, max_delay=15.0,
+                             budget_s=start_budget, what=f"looking up bucket {bucket!r} for",
+                             where=_where(probe, bucket, uri))
+        if not found:
+            raise StorageError(_no_bucket_message(bucket, uri, endpoint))
+    except StorageError as err:
+        _failed[key] = (time.monotonic(), err)
+        raise
+    _contacted.add(key)
+    _failed.pop(key, None)
+
+
+def _bucket_exists(fs: pafs.FileSystem, bucket: str, path: str) -> bool:
+    """HeadBucket; when that is refused, the URI's own path decides (HeadObject, then a listing).
+
+    HeadBucket needs s3:ListBucket on the whole bucket, and a policy may grant less while allowing
+    everything under the run's prefix, which is all this package does there.
+    """
+    try:
+        return fs.get_file_info(bucket).type != pafs.FileType.NotFound
+    except OSError as err:
+        if path == bucket or not _S3_REFUSED.search(str(err)):
+            raise
+    fs.get_file_info(path)  # raises when this is refused too
+    return True
+
+
+def _attempts_within(budget_s: float, base_delay: float, max_delay: float, try_s: float = 0.1) -> int:
+    """How many tries start within `budget_s` when each fails within `try_s` (the N of 'attempt n/N').
+
+    `try_s` covers a refused connection or a failed DNS lookup (milliseconds) and a sleep's overshoot,
+    so that a store that fails fast gets exactly N tries; slower tries are cut by the clock.
+    """
+    attempts, elapsed = 1, try_s
+    while elapsed + min(base_delay * 2 ** (attempts - 1), max_delay) <= budget_s:
+        elapsed += min(base_delay * 2 ** (attempts - 1), max_delay) + try_s
+        attempts += 1
+    return attempts
+
+
+def _no_bucket_message(bucket: str, uri: str, endpoint: S3Endpoint) -> str:
+    return (f"S3 bucket {bucket!r} does not exist: {uri} {endpoint.describe()}; "
+            "create it, or check the bucket name and AWS_ENDPOINT_URL")
+
+
+# ---------------------------------------------------------------------------------------------
 # Retries
 
 # Errors that say something about the request, not the weather: retrying cannot change them.
 _PERMANENT_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
 _PERMANENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG}  # a full or read-only disk
+LOCAL_ATTEMPTS = 6  # a local disk still failing after ~15 s of back-off is not a passing hiccup
+# pyarrow raises every S3 error as a plain OSError "… AWS Error <NAME> during <Op> operation: …".
+# These answers are the same on every retry: refused credentials, a missing bucket, a bad request.
+_S3_REFUSED = re.compile(r"AWS Error (ACCESS_DENIED|INVALID_ACCESS_KEY_ID|SIGNATURE_DOES_NOT_MATCH|INVALID_SIGNATURE|"
+                         r"INCOMPLETE_SIGNATURE|INVALID_CLIENT_TOKEN_ID|MISSING_AUTHENTICATION_TOKEN|"
+                         r"UNRECOGNIZED_CLIENT|EXPIRED_TOKEN)\b|HTTP status 403\b")
+_S3_NO_BUCKET = re.compile(r"AWS Error NO_SUCH_BUCKET\b")
+_S3_BAD_REQUEST = re.compile(r"HTTP status (400|401|404|405|301)\b")
 
 
 def is_transient(err: BaseException) -> bool:
@@ -114,19 +282,82 @@ def is_transient(err: BaseException) -> bool:
         isinstance(err, OSError)
         and not isinstance(err, _PERMANENT_ERRORS)
         and err.errno not in _PERMANENT_ERRNOS
+        and not any(p.search(str(err)) for p in (_S3_REFUSED, _S3_NO_BUCKET, _S3_BAD_REQUEST))
     )
 
 
-def with_retries(fn: Callable[[], T], *, attempts: int = 6, base_delay: float = 0.5) -> T:
-    """Run `fn`, retrying transient storage errors with exponential back-off (0.5 s, 1 s, … 8 s)."""
-    for i in range(attempts):
+def with_retries(fn: Callable[[], T], *, attempts: int | None = None, base_delay: float = 0.5,
+                 max_delay: float = 30.0, budget_s: float | None = None, what: str = "storage operation",
+                 where: str = "") -> T:
+    """Run `fn`, retrying transient storage errors with exponential back-off (0.5 s, 1 s, … 30 s).
+
+    Every retry is a warning: attempt n/N, `what` was tried `where` (the URI and S3 endpoint), the
+    error. How many tries: `attempts` when given; else 6 for a local error (~15 s of back-off) and,
+    for an S3 error, as many as start within `budget_s` (default: the outage budget,
+    `METAMATH_RAY_S3_OUTAGE_BUDGET_S`). No retry starts after `budget_s`. A local error is re-raised
+    as it is; an S3 error (refused, or the last one) becomes a one-line StorageError.
+    """
+    started, attempt = time.monotonic(), 0
+    while True:
+        attempt += 1
         try:
             return fn()
         except OSError as err:
-            if i == attempts - 1 or not is_transient(err):
-                raise
-            time.sleep(base_delay * (2**i))
-    raise AssertionError("unreachable")
+            budget = _budget_s(OUTAGE_BUDGET_ENV, OUTAGE_BUDGET_DEFAULT_S) if budget_s is None else budget_s
+            limit = attempts or (_attempts_within(budget, base_delay, max_delay) if _is_s3_error(err)
+                                 else LOCAL_ATTEMPTS)
+            delay = min(base_delay * 2 ** (attempt - 1), max_delay)
+            elapsed = time.monotonic() - started
+            if attempt >= limit or elapsed + delay > budget or not is_transient(err):
+                final = _final_error(err, what, where, attempt, elapsed)
+                if final is err:
+                    raise
+                raise final from err
+            log.warning("attempt %d/%d failed, retrying in %.1f s: %s %s: %s",
+                        attempt, limit, delay, what, where or "(unnamed)", _reason(err))
+            time.sleep(delay)
+
+
+def _is_s3_error(err: BaseException) -> bool:
+    return "AWS Error" in str(err)
+
+
+def _final_error(err: OSError, what: str, where: str, attempts: int, elapsed: float) -> BaseException:
+    """The error a caller sees when retrying is over: S3 errors as one line naming the endpoint."""
+    text = str(err)
+    if not _is_s3_error(err) or isinstance(err, _PERMANENT_ERRORS):
+        return err  # local I/O, or a missing key: the caller knows what to do with these
+    where = where or S3Endpoint.resolve().describe()
+    if _S3_REFUSED.search(text):
+        return StorageError(f"S3 refused access: {what} {where}: {_reason(err)}; check the credentials "
+                            "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and AWS_ENDPOINT_URL")
+    bucket = re.search(r"in bucket '([^']*)'|for bucket '([^']*)'", text)
+    if _S3_NO_BUCKET.search(text) and bucket:
+        return StorageError(f"S3 bucket {bucket.group(1) or bucket.group(2)!r} does not exist: {what} {where}: "
+                            "create it, or check the bucket name and AWS_ENDPOINT_URL")
+    if not is_transient(err):
+        hint = "; set AWS_REGION to the bucket's region" if "HTTP status 301" in text else ""
+        return StorageError(f"S3 refused the request: {what} {where}: {_reason(err)}{hint}")
+    return StorageError(f"S3 unreachable: {what} {where} failed {attempts} time{'s' * (attempts > 1)} in "
+                        f"{elapsed:.0f} s: {_reason(err)}; check AWS_ENDPOINT_URL and that the store is up")
+
+
+def _reason(err: BaseException) -> str:
+    """The informative part of a storage error, one line: 'NETWORK_CONNECTION during HeadBucket: …'."""
+    line = (str(err).splitlines() or [type(err).__name__])[0]
+    aws = re.search(r"AWS Error (.+?) during (\w+) operation: (.*)", line)
+    if not aws:
+        return line
+    detail = aws.group(3).split("Details: ", 1)[-1]
+    detail = re.sub(r"\s*\(Request ID: [^)]*\)", "", detail).strip().rstrip(".") or "no details"
+    return f"{aws.group(1)} during {aws.group(2)}: {detail}"
+
+
+def _where(fs: pafs.FileSystem, path: str, shown: str | None = None) -> str:
+    """`path` as the user would name it and, on S3, the endpoint it is sent to."""
+    if _is_local(fs):
+        return shown or path
+    return f"{shown or 's3://' + path} {S3Endpoint.of(fs).describe()}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +369,7 @@ def _is_local(fs: pafs.FileSystem) -> bool:
 
 
 def _kind(fs: pafs.FileSystem, path: str) -> pafs.FileType:
-    return with_retries(lambda: fs.get_file_info(path).type)
+    return with_retries(lambda: fs.get_file_info(path).type, what="looking up", where=_where(fs, path))
 
 
 def _exists(fs: pafs.FileSystem, path: str) -> bool:
@@ -157,20 +388,20 @@ def _read(fs: pafs.FileSystem, path: str, shown: str | None = None) -> bytes:
         with fs.open_input_stream(path) as f:
             return f.read()
 
-    return with_retries(get)
+    return with_retries(get, what="reading", where=_where(fs, path, shown))
 
 
 def _put_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     """Publish `data` at `path` whole or not at all (see the module docstring)."""
     if _is_local(fs):
-        with_retries(lambda: _put_local(path, data))
+        with_retries(lambda: _put_local(path, data), what="writing", where=path)
         return
 
     def put() -> None:
         with fs.open_output_stream(path) as out:
             out.write(data)
 
-    with_retries(put)
+    with_retries(put, what="writing", where=_where(fs, path))
 
 
 def _put_local(path: str, data: bytes) -> None:
@@ -207,7 +438,8 @@ def _children(fs: pafs.FileSystem, path: str, kind: pafs.FileType, suffix: str =
     """
     if _kind(fs, path) != pafs.FileType.Directory:
         return []
-    infos = with_retries(lambda: fs.get_file_info(pafs.FileSelector(path, recursive=False)))
+    infos = with_retries(lambda: fs.get_file_info(pafs.FileSelector(path, recursive=False)),
+                         what="listing", where=_where(fs, path))
     return sorted(
         i.base_name for i in infos
         if i.type == kind and i.base_name.endswith(suffix) and not i.base_name.startswith(".")
@@ -220,13 +452,13 @@ def _children(fs: pafs.FileSystem, path: str, kind: pafs.FileType, suffix: str =
 
 def read_bytes(uri: str) -> bytes:
     """The bytes stored at `uri`; FileNotFoundError when nothing is there."""
-    fs, path = resolve_filesystem(uri)
+    fs, path = _filesystem(uri)
     return _read(fs, path, shown=uri)
 
 
 def write_bytes(uri: str, data: bytes) -> None:
     """Store `data` at `uri`, atomically, creating local parent folders; replaces what was there."""
-    fs, path = resolve_filesystem(uri)
+    fs, path = _filesystem(uri)
     _put_atomic(fs, path, data)
 
 
@@ -262,12 +494,12 @@ def write_json(uri: str, obj: Any, *, sort_keys: bool = True) -> None:
 
 def exists(uri: str) -> bool:
     """Whether a file or folder is at `uri` (on S3: an object, or a prefix with objects under it)."""
-    fs, path = resolve_filesystem(uri)
+    fs, path = _filesystem(uri)
     return _exists(fs, path)
 
 
 def is_dir(uri: str) -> bool:
-    fs, path = resolve_filesystem(uri)
+    fs, path = _filesystem(uri)
     return _kind(fs, path) == pafs.FileType.Directory
 
 
@@ -277,25 +509,25 @@ def list_files(uri: str, suffix: str = "") -> list[str]:
     Sorted; only names ending with `suffix`; temporaries ('.'-prefixed) left out; [] when `uri` is
     no folder.
     """
-    fs, path = resolve_filesystem(uri)
+    fs, path = _filesystem(uri)
     return _children(fs, path, pafs.FileType.File, suffix)
 
 
 def list_dirs(uri: str) -> list[str]:
     """Base names of the folders directly under `uri`, sorted; '.'-prefixed ones left out."""
-    fs, path = resolve_filesystem(uri)
+    fs, path = _filesystem(uri)
     return _children(fs, path, pafs.FileType.Directory)
 
 
 def delete_dir(uri: str) -> None:
     """Remove the folder at `uri` and everything under it; nothing to do when it is missing."""
-    fs, path = resolve_filesystem(uri)
+    fs, path = _filesystem(uri)
     kind = _kind(fs, path)
     if kind == pafs.FileType.NotFound:
         return
     if kind == pafs.FileType.File:
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), uri)
-    with_retries(lambda: fs.delete_dir(path))
+    with_retries(lambda: fs.delete_dir(path), what="deleting", where=_where(fs, path, uri))
 
 
 def upload_dir(local_dir: str | os.PathLike, uri: str) -> None:
@@ -307,7 +539,7 @@ def upload_dir(local_dir: str | os.PathLike, uri: str) -> None:
     source = os.path.abspath(local_dir)
     if not os.path.isdir(source):
         raise FileNotFoundError(errno.ENOENT, "no folder to upload", source)
-    fs, path = resolve_filesystem(uri)
+    fs, path = _filesystem(uri)
     if _is_local(fs):
         if source != path:
             _replace_local_dir(source, path)
@@ -318,7 +550,7 @@ def upload_dir(local_dir: str | os.PathLike, uri: str) -> None:
             fs.delete_dir(path)
         pafs.copy_files(source, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
 
-    with_retries(copy)
+    with_retries(copy, what=f"uploading {source} to", where=_where(fs, path, uri))
 
 
 def _replace_local_dir(source: str, dest: str) -> None:
@@ -327,7 +559,8 @@ def _replace_local_dir(source: str, dest: str) -> None:
     staged = os.path.join(parent, f".tmp-{uuid.uuid4().hex}-{name}")
     retired = os.path.join(parent, f".old-{uuid.uuid4().hex}-{name}")
     try:
-        with_retries(lambda: shutil.copytree(source, staged, dirs_exist_ok=True))
+        with_retries(lambda: shutil.copytree(source, staged, dirs_exist_ok=True), what=f"copying {source} to",
+                     where=staged)
         # Two renames: the old folder stays whole until the new one is in, and comes back on failure.
         had_old = os.path.lexists(dest)
         if had_old:
@@ -345,13 +578,14 @@ def _replace_local_dir(source: str, dest: str) -> None:
 
 def download_dir(uri: str, local_dir: str | os.PathLike) -> None:
     """Copy the folder at `uri` into `local_dir` (created if needed); FileNotFoundError when missing."""
-    fs, path = resolve_filesystem(uri)
+    fs, path = _filesystem(uri)
     if _kind(fs, path) != pafs.FileType.Directory:
         raise FileNotFoundError(errno.ENOENT, "no folder", uri)
     target = os.path.abspath(local_dir)
     Path(target).mkdir(parents=True, exist_ok=True)
-    with_retries(lambda: pafs.copy_files(
-        path, target, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem()))
+    with_retries(lambda: pafs.copy_files(path, target, source_filesystem=fs,
+                                         destination_filesystem=pafs.LocalFileSystem()),
+                 what=f"downloading to {target} from", where=_where(fs, path, uri))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,7 +617,7 @@ class RunStore:
         validate_run_name(run_name)
         self.output = str(output)
         self.run_name = run_name
-        self.fs, base = resolve_filesystem(self.output, endpoint_url=endpoint_url)
+        self.fs, base = _filesystem(self.output, endpoint_url=endpoint_url)
         self.root = join(base, run_name)
         self.uri = join(self.output, run_name)
         self._local = _is_local(self.fs)
@@ -440,7 +674,9 @@ class RunStore:
         return pq.read_table(pa.BufferReader(self.read_bytes(rel)))
 
     def size(self, rel: str) -> int:
-        return with_retries(lambda: self.fs.get_file_info(self.path(rel)).size or 0)
+        path = self.path(rel)
+        return with_retries(lambda: self.fs.get_file_info(path).size or 0,
+                            what="looking up", where=_where(self.fs, path))
 
     def list(self, rel_dir: str, suffix: str = "") -> list[str]:
         """Committed files under `rel_dir` (relative paths, sorted); temporaries excluded."""

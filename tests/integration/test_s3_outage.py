@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from metamath_ray.storage import RunStore, table_to_parquet_bytes
+from metamath_ray import storage
+from metamath_ray.storage import RunStore, StorageError, table_to_parquet_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -296,3 +297,26 @@ def test_s3_outage_during_commits(outage_s3):
     print(f"{len(shards)} shards committed through two {OUTAGE_S:.0f} s outages; watcher: {watcher.ok_polls} "
           f"listings, {watcher.failed_polls} refused, {len(watcher.verified)} objects read, 0 partial; "
           f"commits done {recovered[0]:.1f} s / {recovered[1]:.1f} s after the server came back")
+
+
+def test_an_outage_longer_than_the_budget_fails_in_one_line(outage_s3, monkeypatch, caplog):
+    """After first contact, retries ride out an outage for the outage budget, logged, then give up in one line."""
+    server, bucket = outage_s3
+    budget_s = 4.0
+    monkeypatch.setenv(storage.OUTAGE_BUDGET_ENV, str(budget_s))
+    store = RunStore(f"s3://{bucket}/{PREFIX}", RUN)  # first contact while the server is up
+    server.stop()
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="metamath_ray.storage"), pytest.raises(StorageError) as caught:
+        store.commit_table("candidates/part-00000.parquet", _small(0))
+    elapsed = time.monotonic() - started
+    message = str(caught.value)
+    shard = f"s3://{bucket}/{PREFIX}/{RUN}/candidates/part-00000.parquet"
+    assert "\n" not in message
+    assert message.startswith(f"S3 unreachable: looking up {shard} at endpoint {server.endpoint} "
+                              "(AWS_ENDPOINT_URL) failed ")
+    assert message.endswith("Could not connect to server; check AWS_ENDPOINT_URL and that the store is up")
+    retries = [r.getMessage() for r in caplog.records if r.name == "metamath_ray.storage"]
+    assert len(retries) >= 2 and retries[0].startswith("attempt 1/4 failed, retrying in 0.5 s: looking up " + shard)
+    assert budget_s - 2 < elapsed < budget_s + 2  # no try starts after the budget; one try takes < 1 s
+    print(f"outage past a {budget_s:.0f} s budget: StorageError after {elapsed:.1f} s, {len(retries)} retries logged")

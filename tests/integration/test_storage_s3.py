@@ -1,6 +1,12 @@
 """The storage layer against a local folder and a real S3 server (moto on 127.0.0.1): shard
 commits of RunStore and the URI-level API (read/write, JSON, listings, folders)."""
 
+import os
+import socket
+import subprocess
+import sys
+import time
+
 import pyarrow as pa
 import pytest
 
@@ -138,3 +144,131 @@ def test_uri_and_run_store_share_one_path(base):
     assert storage.read_json(join(base, "run1", "manifest.json")) == {"shards": 2}
     storage.write_bytes(join(store.uri, "data", "part-00000.parquet"), b"p")
     assert store.list("data") == ["data/part-00000.parquet"]
+
+
+# ---------------------------------------------------------------------------------------------
+# First contact: a wrong endpoint, bucket or credentials is one line, within the connect budget
+
+BUDGET_S = 5.0  # the connect budget these tests run under (the default is 60 s)
+
+
+@pytest.fixture()
+def first_contact(monkeypatch):
+    """No bucket contacted yet in this process, a short connect budget, some credentials."""
+    monkeypatch.setattr(storage, "_contacted", set())
+    monkeypatch.setattr(storage, "_failed", {})
+    monkeypatch.setenv(storage.CONNECT_BUDGET_ENV, str(BUDGET_S))
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    return monkeypatch
+
+
+def _closed_port_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens once the socket is closed
+
+
+def _retries_logged(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "metamath_ray.storage"]
+
+
+def _fails_in_one_line(fn) -> tuple[str, float]:
+    started = time.monotonic()
+    with pytest.raises(StorageError) as caught:
+        fn()
+    message = str(caught.value)
+    assert "\n" not in message
+    return message, time.monotonic() - started
+
+
+@pytest.mark.parametrize("endpoint", ["http://no-such-host.invalid:9000", "closed port"])
+def test_an_unreachable_endpoint_fails_within_the_budget(first_contact, endpoint, caplog):
+    endpoint = _closed_port_endpoint() if endpoint == "closed port" else endpoint
+    first_contact.setenv("AWS_ENDPOINT_URL", endpoint)
+    with caplog.at_level("WARNING", logger="metamath_ray.storage"):
+        message, elapsed = _fails_in_one_line(lambda: RunStore("s3://bucket/runs", "r1"))
+    assert elapsed <= BUDGET_S
+    assert message.startswith(f"S3 unreachable: looking up bucket 'bucket' for s3://bucket/runs at endpoint {endpoint} "
+                              "(AWS_ENDPOINT_URL) failed 3 times")  # tries at 0, 1, 3 s; one at 7 s ends too late
+    assert message.endswith("check AWS_ENDPOINT_URL and that the store is up")
+    retries = _retries_logged(caplog)
+    assert [r.split(" failed")[0] for r in retries] == ["attempt 1/3", "attempt 2/3"]
+    assert all(f"looking up bucket 'bucket' for s3://bucket/runs at endpoint {endpoint}" in r for r in retries)
+    # The cleanup after a failed command (e.g. copying its log there) is told at once, not after another budget.
+    again, elapsed = _fails_in_one_line(lambda: storage.write_text("s3://bucket/runs/r1/logs/x.log", "x"))
+    assert again == message and elapsed < 0.5
+
+
+def test_no_endpoint_says_so_and_names_aws_endpoint_url(first_contact):
+    first_contact.delenv("AWS_ENDPOINT_URL", raising=False)
+    message, elapsed = _fails_in_one_line(lambda: storage.read_text("s3://bucket/seeds.jsonl"))
+    # In the loopback-only namespace AWS's host does not resolve; with a network AWS would refuse the
+    # request instead (not our bucket): either way, one line that says where it went.
+    assert ("s3://bucket/seeds.jsonl (no endpoint: AWS's default; set AWS_ENDPOINT_URL for MinIO/SeaweedFS/moto)"
+            in message)
+    assert elapsed <= BUDGET_S
+
+
+def test_a_missing_bucket_is_named_at_once(first_contact, s3_server, caplog):
+    first_contact.setenv("AWS_ENDPOINT_URL", s3_server)
+    with caplog.at_level("WARNING", logger="metamath_ray.storage"):
+        message, elapsed = _fails_in_one_line(lambda: storage.write_text("s3://no-such-bucket/x/a.txt", "x"))
+    assert message == (f"S3 bucket 'no-such-bucket' does not exist: s3://no-such-bucket/x/a.txt at endpoint "
+                       f"{s3_server} (AWS_ENDPOINT_URL); create it, or check the bucket name and AWS_ENDPOINT_URL")
+    assert elapsed < 1.0 and not _retries_logged(caplog)  # an answer, not weather: no retries
+
+
+@pytest.fixture()
+def moto_checks_credentials(monkeypatch):
+    """moto answers 403 from now on: the access key 'testing' is unknown to its IAM."""
+    import moto.settings
+
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+
+
+def test_wrong_credentials_fail_at_once(first_contact, s3_env, s3_server, moto_checks_credentials, caplog):
+    with caplog.at_level("WARNING", logger="metamath_ray.storage"):
+        message, elapsed = _fails_in_one_line(lambda: RunStore(f"s3://{s3_env}/runs", "r1"))
+    assert message.startswith(f"S3 refused access: looking up bucket '{s3_env}' for s3://{s3_env}/runs at endpoint "
+                              f"{s3_server} (AWS_ENDPOINT_URL): ACCESS_DENIED during Head")
+    assert message.endswith("check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE) "
+                            "and AWS_ENDPOINT_URL")
+    assert "testing-secret" not in message
+    assert elapsed < 1.0 and not _retries_logged(caplog)
+
+
+def test_refused_credentials_after_first_contact_are_not_retried(first_contact, s3_env, s3_server, caplog):
+    import moto.settings
+
+    store = RunStore(f"s3://{s3_env}/runs", "r1")  # contact made while moto accepts anyone
+    first_contact.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # e.g. the key was revoked mid-run
+    with caplog.at_level("WARNING", logger="metamath_ray.storage"):
+        message, elapsed = _fails_in_one_line(lambda: store.commit_bytes("data/part-00000.parquet", b"shard"))
+    assert message.startswith(f"S3 refused access: looking up s3://{s3_env}/runs/r1/data/part-00000.parquet at "
+                              f"endpoint {s3_server} (AWS_ENDPOINT_URL): ")
+    assert elapsed < 1.0 and not _retries_logged(caplog)
+
+
+@pytest.mark.parametrize("command", [
+    ["augment", "--output", "s3://bucket/runs", "--model", "tiny", "--limit", "2"],
+    ["train", "--data", "s3://bucket/runs/augment", "--model", "tiny", "--output", "s3://bucket/runs"],
+    ["evaluate", "--model", "tiny", "--datasets", "gsm8k", "--output", "s3://bucket/runs", "--limit", "2"],
+])
+def test_each_command_fails_in_one_line_naming_the_endpoint(command, tmp_path):
+    """The CLI as a new user runs it: retries on the console, then one line and status 2, in bounded time."""
+    endpoint = _closed_port_endpoint()
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, storage.CONNECT_BUDGET_ENV: "3", "TMPDIR": str(tmp_path),
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "metamath_ray.cli", *command], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 2, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: S3 unreachable: looking up bucket 'bucket' for s3://bucket/runs")
+    assert f"at endpoint {endpoint} (AWS_ENDPOINT_URL) failed 2 times" in last
+    assert "attempt 1/2 failed, retrying in 1.0 s" in done.stderr and "Traceback" not in done.stderr
+    print(f"{command[0]}: status 2 after {elapsed:.1f} s (interpreter start included)")

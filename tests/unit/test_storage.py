@@ -195,6 +195,159 @@ def test_with_retries_does_not_retry_permanent_errors(error, no_sleep):
     assert no_sleep == []
 
 
+NETWORK_DOWN = ("When getting information for key 'r/a.json' in bucket 'b': AWS Error NETWORK_CONNECTION during "
+                "HeadObject operation: curlCode: 7, Could not connect to server; Details: Failed to connect to "
+                "127.0.0.1:9 after 0 ms: Could not connect to server")
+ACCESS_DENIED = ("When getting information for bucket 'b': AWS Error ACCESS_DENIED during HeadBucket operation: "
+                 "No response body.")
+BAD_KEY = ("When initiating multiple part upload for key 'a/b' in bucket 'b': AWS Error INVALID_ACCESS_KEY_ID during "
+           "CreateMultipartUpload operation: The AWS Access Key Id you provided does not exist in our records. "
+           "(Request ID: abc)")
+NO_BUCKET = ("When initiating multiple part upload for key 'a/b' in bucket 'gone': AWS Error NO_SUCH_BUCKET during "
+             "CreateMultipartUpload operation: The specified bucket does not exist (Request ID: abc)")
+
+
+@pytest.mark.parametrize("message, transient", [
+    (NETWORK_DOWN, True),
+    ("AWS Error SLOW_DOWN during PutObject operation: Please reduce your request rate.", True),
+    ("AWS Error UNKNOWN (HTTP status 503) during HeadObject operation: No response body.", True),
+    (ACCESS_DENIED, False),
+    (BAD_KEY, False),
+    (NO_BUCKET, False),
+    ("AWS Error UNKNOWN (HTTP status 403) during HeadBucket operation: No response body.", False),
+    ("AWS Error UNKNOWN (HTTP status 400) during HeadBucket operation: No response body.", False),
+])
+def test_s3_answers_that_retrying_cannot_change_are_not_transient(message, transient):
+    assert storage.is_transient(OSError(message)) is transient
+
+
+def test_every_retry_is_logged_with_what_where_and_attempt(no_sleep, caplog):
+    errors = [OSError(NETWORK_DOWN), OSError(NETWORK_DOWN)]
+
+    def op():
+        if errors:
+            raise errors.pop()
+        return "ok"
+
+    with caplog.at_level("WARNING", logger="metamath_ray.storage"):
+        assert storage.with_retries(op, attempts=4, what="reading", where="s3://b/r/a.json at endpoint X") == "ok"
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        f"attempt {n}/4 failed, retrying in {d} s: reading s3://b/r/a.json at endpoint X: "
+        "NETWORK_CONNECTION during HeadObject: Failed to connect to 127.0.0.1:9 after 0 ms: Could not connect to server"
+        for n, d in ((1, "0.5"), (2, "1.0"))
+    ]
+
+
+def test_s3_retries_fill_the_outage_budget_then_fail_in_one_line(no_sleep, monkeypatch):
+    monkeypatch.setenv(storage.OUTAGE_BUDGET_ENV, "5")
+    calls = []
+
+    def op():
+        calls.append(1)
+        raise OSError(NETWORK_DOWN)
+
+    with pytest.raises(storage.StorageError) as caught:
+        storage.with_retries(op, what="reading",
+                             where="s3://b/r/a.json at endpoint http://127.0.0.1:9 (AWS_ENDPOINT_URL)")
+    assert no_sleep == [0.5, 1.0, 2.0] and len(calls) == 4  # the next delay (4 s) would end after 5 s
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("S3 unreachable: reading s3://b/r/a.json at endpoint "
+                                                      "http://127.0.0.1:9 (AWS_ENDPOINT_URL) failed 4 times")
+    assert "Could not connect to server; check AWS_ENDPOINT_URL" in message
+
+
+def test_no_retry_starts_after_the_budget(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(storage.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(storage.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+
+    def slow_failure():
+        clock[0] += 10.0  # every try takes 10 s (a connect timeout)
+        raise OSError(NETWORK_DOWN)
+
+    with pytest.raises(storage.StorageError, match="failed 3 times in 32 s"):
+        storage.with_retries(slow_failure, attempts=10, budget_s=25.0)
+    assert clock[0] == 31.5  # tries start at 0, 10.5 and 21.5 s; a fourth would start at 31.5 + 2 s > 25 s
+
+
+@pytest.mark.parametrize("message, expected", [
+    (ACCESS_DENIED, "S3 refused access: writing s3://b/x at endpoint E: ACCESS_DENIED during HeadBucket: "
+                    "No response body; check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or "
+                    "AWS_PROFILE) and AWS_ENDPOINT_URL"),
+    (BAD_KEY, "S3 refused access: writing s3://b/x at endpoint E: INVALID_ACCESS_KEY_ID during CreateMultipartUpload: "
+              "The AWS Access Key Id you provided does not exist in our records; check the credentials "
+              "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and AWS_ENDPOINT_URL"),
+    (NO_BUCKET, "S3 bucket 'gone' does not exist: writing s3://b/x at endpoint E: create it, or check the bucket "
+                "name and AWS_ENDPOINT_URL"),
+])
+def test_refused_s3_requests_fail_at_once_in_one_line(message, expected, no_sleep):
+    def op():
+        raise OSError(message)
+
+    with pytest.raises(storage.StorageError) as caught:
+        storage.with_retries(op, what="writing", where="s3://b/x at endpoint E")
+    assert str(caught.value) == expected and no_sleep == []
+
+
+def test_an_s3_error_without_a_where_names_the_endpoint_of_the_environment(no_sleep, monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+    def op():
+        raise OSError(ACCESS_DENIED)
+
+    with pytest.raises(storage.StorageError, match=r"\(no endpoint: AWS's default; set AWS_ENDPOINT_URL for "
+                                                   r"MinIO/SeaweedFS/moto\)"):
+        storage.with_retries(op)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "minio.lan:9000")
+    with pytest.raises(storage.StorageError, match=r"at endpoint https://minio.lan:9000 \(AWS_ENDPOINT_URL\)"):
+        storage.with_retries(op)
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5"])
+def test_a_bad_budget_is_a_one_line_error(value, monkeypatch, no_sleep):
+    monkeypatch.setenv(storage.OUTAGE_BUDGET_ENV, value)
+
+    def op():
+        raise OSError(NETWORK_DOWN)
+
+    with pytest.raises(storage.StorageError, match=f"{storage.OUTAGE_BUDGET_ENV}=.*positive number of seconds"):
+        storage.with_retries(op)
+
+
+class _PolicyS3:
+    """get_file_info as S3 answers it under a policy that refuses some paths (ACCESS_DENIED)."""
+
+    def __init__(self, refused: set[str]):
+        self.refused, self.asked = refused, []
+
+    def get_file_info(self, path):
+        self.asked.append(path)
+        if path in self.refused:
+            raise OSError(ACCESS_DENIED)
+        return storage.pafs.FileInfo(path, storage.pafs.FileType.NotFound)
+
+
+def test_a_refused_head_bucket_lets_the_uri_path_decide():
+    prefix_only = _PolicyS3(refused={"b"})  # no s3:ListBucket on the bucket, the prefix allowed
+    assert storage._bucket_exists(prefix_only, "b", "b/runs") and prefix_only.asked == ["b", "b/runs"]
+    with pytest.raises(OSError, match="ACCESS_DENIED"):
+        storage._bucket_exists(_PolicyS3(refused={"b", "b/runs"}), "b", "b/runs")
+    with pytest.raises(OSError, match="ACCESS_DENIED"):
+        storage._bucket_exists(_PolicyS3(refused={"b"}), "b", "b")  # the URI is the bucket: nothing else to ask
+    assert not storage._bucket_exists(_PolicyS3(refused=set()), "b", "b/runs")  # HeadBucket 404: no such bucket
+
+
+def test_the_endpoint_is_read_back_from_the_filesystem(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    endpoint = storage.S3Endpoint.resolve()
+    fs = storage.pafs.S3FileSystem(**storage._s3_options(endpoint, "us-east-1", 1))
+    assert storage.S3Endpoint.of(fs) == endpoint == storage.S3Endpoint("http://127.0.0.1:9000", "AWS_ENDPOINT_URL")
+    assert storage.S3Endpoint.of(storage.pafs.S3FileSystem(region="us-east-1")).url is None
+    assert storage.S3Endpoint.resolve("https://other:1") == storage.S3Endpoint("https://other:1", "endpoint_url")
+
+
 # ---------------------------------------------------------------------------------------------
 # listings and folders
 
