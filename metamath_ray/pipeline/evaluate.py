@@ -285,6 +285,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     from metamath_ray.ray_setup import start_ray
 
     run_uri = storage.join(cfg.output, cfg.run_name)
+    storage.ensure_reachable(run_uri)  # a wrong S3 endpoint fails now, not after the whole evaluation
     samples_uri = storage.join(run_uri, "samples")
     # the engine loads a local copy; the report names the model as the user gave it
     from metamath_ray.engines import engine_spec

@@ -145,6 +145,7 @@ def run_train(cfg: TrainConfig) -> dict:
     from metamath_ray.ray_setup import start_ray
 
     start = time.perf_counter()
+    storage.ensure_reachable(cfg.run_uri)  # a wrong S3 endpoint fails now, not after Ray and tokenising
     start_ray(cfg.ray)
     cfg = with_absolute_local_paths(cfg)
     if cfg.objective == "pretrain":  # workers read the raw text themselves (train/pretrain.py)
