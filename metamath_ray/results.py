@@ -21,6 +21,11 @@ def augment_lines(stats: dict, uri: str) -> list[str]:
         lines.append(f"  {row['dataset']:8} {row['aug']:11} {row['candidates']:>9} {row['accepted']:>8} {rate:>6} "
                      f"{row['rewrites_rejected']:>16}")
     lines.append(f"  {'total':8} {'':11} {totals['candidates']:>9} {totals['accepted']:>8}")
+    if totals.get("cost_usd") is not None:  # an API teacher with prices in the config: what the run cost
+        from metamath_ray.engines.pricing import format_usd
+
+        lines.append(f"  cost: {format_usd(totals['cost_usd'])} for {totals['tokens_in']:,} prompt and "
+                     f"{totals['tokens_out']:,} generated tokens (at the config's prices)")
     exported = stats.get("export", {}).get("records")
     lines.append(f"  data: {uri}" + (f" ({exported} records in metamathqa.json)" if exported is not None else ""))
     return lines

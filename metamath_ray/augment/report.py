@@ -13,6 +13,7 @@ Input schema (produced by the augment pipeline; extra keys are ignored):
          "accepted": int, "rejected": int,
          "reject_reasons": {reason: int},    # rewrite rejections included (empty_rewrite, ...)
          "tokens_in": int, "tokens_out": int,
+         "cost_usd": float | None,           # optional: at the config's prices (API teachers)
          "dedup_dropped": int, "decontam_dropped": int}
       ],
       "by_math_level_type": [                # MATH only
@@ -32,6 +33,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
+
+from metamath_ray.engines.pricing import format_usd  # noqa: E402
 
 AUG_ORDER = ["AnsAug", "Rephrasing", "FOBAR", "SV", "PoT"]
 
@@ -54,24 +57,28 @@ def _label(row: dict) -> str:
 
 
 def _main_table(rows: list[dict]) -> list[str]:
+    # An API teacher with prices in the config gets a cost column; a local engine's run has none.
+    priced = any(r.get("cost_usd") is not None for r in rows)
     lines = ["| dataset | aug | prompts | candidates | accepted | rejected | acceptance | dedup dropped "
-             "| decontam dropped | tokens in | tokens out |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| decontam dropped | tokens in | tokens out |" + (" cost |" if priced else ""),
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if priced else "")]
     totals = {k: 0 for k in ("prompts", "candidates", "accepted", "rejected", "dedup_dropped",
-                             "decontam_dropped", "tokens_in", "tokens_out")}
+                             "decontam_dropped", "tokens_in", "tokens_out", "cost_usd")}
     for r in rows:
         for k in totals:
-            totals[k] += int(r.get(k) or 0)
+            totals[k] += float(r.get(k) or 0) if k == "cost_usd" else int(r.get(k) or 0)
         lines.append(
             f"| {r.get('dataset')} | {r.get('aug')} | {r.get('prompts', 0):,} | {r.get('candidates', 0):,} "
             f"| {r.get('accepted', 0):,} | {r.get('rejected', 0):,} "
             f"| {_pct(acceptance_rate(r.get('accepted', 0), r.get('candidates', 0)))} "
             f"| {r.get('dedup_dropped', 0):,} | {r.get('decontam_dropped', 0):,} "
-            f"| {r.get('tokens_in', 0):,} | {r.get('tokens_out', 0):,} |")
+            f"| {r.get('tokens_in', 0):,} | {r.get('tokens_out', 0):,} |"
+            + (f" {format_usd(r.get('cost_usd'))} |" if priced else ""))
     t = totals
     lines.append(f"| **all** | | {t['prompts']:,} | {t['candidates']:,} | {t['accepted']:,} | {t['rejected']:,} "
                  f"| {_pct(acceptance_rate(t['accepted'], t['candidates']))} | {t['dedup_dropped']:,} "
-                 f"| {t['decontam_dropped']:,} | {t['tokens_in']:,} | {t['tokens_out']:,} |")
+                 f"| {t['decontam_dropped']:,} | {t['tokens_in']:,} | {t['tokens_out']:,} |"
+                 + (f" {format_usd(t['cost_usd'])} |" if priced else ""))
     return lines
 
 

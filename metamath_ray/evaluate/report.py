@@ -88,6 +88,11 @@ def render_markdown(report: dict) -> str:
     if steady:
         lines.append("Once running (first to last scored batch): " + ", ".join(
             f"{decoding} {rate:.2f} samples/s" for decoding, rate in steady.items()) + ".")
+    if tp.get("cost_usd") is not None:  # an API teacher with prices in the config
+        from metamath_ray.engines.pricing import format_usd
+
+        lines.append(f"Cost at the config's prices: {format_usd(tp['cost_usd'])} for {tp.get('input_tokens', 0):,} "
+                     f"prompt and {tp['generated_tokens']:,} generated tokens.")
     lines.append("")
     return "\n".join(lines)
 

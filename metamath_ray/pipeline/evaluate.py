@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from metamath_ray import storage
+from metamath_ray.engines.pricing import cost_usd
 from metamath_ray.evaluate.config import EvaluateConfig
 from metamath_ray.evaluate.datasets import dataset_spec, load_items
 from metamath_ray.evaluate.prompts import build_eval_prompt, default_stop, fewshot_prefix
@@ -225,13 +226,17 @@ def write_samples(tables: dict[str, pa.Table], samples_uri: str) -> None:
         storage.write_bytes(storage.join(samples_uri, f"{name}.parquet"), storage.table_to_parquet_bytes(table))
 
 
-def throughput_summary(metric_rows: list[dict], wall_s: float, passes: list[dict]) -> dict[str, Any]:
+def throughput_summary(metric_rows: list[dict], wall_s: float, passes: list[dict], engine=None) -> dict[str, Any]:
+    """Speed and volume; with `engine` prices (an API teacher), what the evaluation cost."""
     generated_tokens = sum(int(r["num_generated_tokens"]) for r in metric_rows)
+    input_tokens = sum(int(r["num_input_tokens"] or 0) for r in metric_rows)
     return {
         "samples": len(metric_rows),
         "wall_s": wall_s,
         "samples_per_s": len(metric_rows) / wall_s if wall_s > 0 else 0.0,
+        "input_tokens": input_tokens,
         "generated_tokens": generated_tokens,
+        "cost_usd": cost_usd(engine, input_tokens, generated_tokens),  # None without engine prices
         "generated_tokens_per_s": generated_tokens / wall_s if wall_s > 0 else 0.0,
         # per decoding, since each pass starts its own engine replicas
         "steady_samples_per_s": {
@@ -304,7 +309,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
 
     write_samples(tables, samples_uri)
     metric_rows = [row for table in tables.values() for row in table.select(METRIC_COLUMNS).to_pylist()]
-    report = build_report(cfg, engine.kind, stop, metric_rows, throughput_summary(metric_rows, wall_s, passes),
+    report = build_report(cfg, engine.kind, stop, metric_rows, throughput_summary(metric_rows, wall_s, passes, engine),
                           {"run": run_uri, "samples": samples_uri})
     write_report(report, run_uri)  # report.json last: it marks a finished evaluation
     log.info("evaluate: report %s", storage.join(run_uri, "report.json"))

@@ -20,6 +20,7 @@ from metamath_ray import storage
 from metamath_ray.augment import decontam, dedup, export, report
 from metamath_ray.augment.config import AugmentConfig
 from metamath_ray.augment.registry import AUGMENTATIONS
+from metamath_ray.engines.pricing import cost_usd, prices_per_1m
 from metamath_ray.records import CANDIDATE_SCHEMA, config_hash, to_table, versions
 from metamath_ray.seeds import LoadedSeeds
 from metamath_ray.storage import RunStore
@@ -127,7 +128,7 @@ def _tally(candidates: list[dict], kept: list[dict], dropped: list[dict]) -> tup
     return by, per_seed
 
 
-def _table_row(dataset: str, aug: str, b: dict) -> dict:
+def _table_row(dataset: str, aug: str, b: dict, engine) -> dict:
     rejected = b["candidates"] - b["accepted"]
     return {
         "dataset": dataset, "aug": aug, "prompts": b["prompts"], "candidates": b["candidates"],
@@ -135,6 +136,7 @@ def _table_row(dataset: str, aug: str, b: dict) -> dict:
         "acceptance_rate": round(b["accepted"] / b["candidates"], 4) if b["candidates"] else None,
         "reject_reasons": dict(sorted(b["reject_reasons"].items())),
         "tokens_in": b["tokens_in"], "tokens_out": b["tokens_out"],
+        "cost_usd": cost_usd(engine, b["tokens_in"], b["tokens_out"]),  # None without engine prices
         "dedup_dropped": b["dedup_dropped"], "decontam_dropped": b["decontam_dropped"],
         "rewrites_rejected": b["rewrites_rejected"],
         "variants": len(b["variants"]),
@@ -161,9 +163,9 @@ def build_stats(candidates: list[dict], kept: list[dict], dropped: list[dict], l
                 wall_s: float, cfg: AugmentConfig) -> dict:
     """stats.json: counts per dataset x augmentation x outcome, acceptance, tokens, throughput."""
     by, per_seed = _tally(candidates, kept, dropped)
-    table = [_table_row(ds, aug, b) for (ds, aug), b in sorted(by.items())]
+    table = [_table_row(ds, aug, b, cfg.engine) for (ds, aug), b in sorted(by.items())]
     n_gen = sum(t["candidates"] for t in table)
-    tokens_out = sum(t["tokens_out"] for t in table)
+    tokens_in, tokens_out = sum(t["tokens_in"] for t in table), sum(t["tokens_out"] for t in table)
     return {
         "run_name": cfg.run_name, "model": cfg.engine.model, "engine": cfg.engine.kind,
         "seeds": {"rows_read": loaded.rows_read, "processed": len(loaded.seeds),
@@ -174,7 +176,9 @@ def build_stats(candidates: list[dict], kept: list[dict], dropped: list[dict], l
                    "rewrites_rejected": sum(t["rewrites_rejected"] for t in table),
                    # requests that failed after every retry (solve and rewrite); a rerun retries exactly these
                    "engine_errors": sum(1 for r in candidates if is_engine_error(r)),
-                   "tokens_in": sum(t["tokens_in"] for t in table), "tokens_out": tokens_out},
+                   "tokens_in": tokens_in, "tokens_out": tokens_out,
+                   "cost_usd": cost_usd(cfg.engine, tokens_in, tokens_out)},
+        "prices_per_1m_tokens": prices_per_1m(cfg.engine),  # the config's, which the cost figures assume
         "by_dataset_aug": table,
         "by_math_level_type": _math_level_type(candidates),
         "decontam_by_reference": _decontam_by_reference(dropped) if cfg.decontam.enabled else None,
