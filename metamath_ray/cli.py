@@ -152,7 +152,9 @@ def evaluate(
     cfg = _load(EvaluateConfig, config, extra + list(overrides or []),
                 {"datasets": datasets, "output": output, "limit": limit, "run_name": run_name})
     model = cfg.engine.model
-    if model not in ("tiny",) and "://" not in model and os.path.sep in model and not os.path.exists(model):
+    # A hub id is "owner/name"; anything else with a path separator (or starting like a path) is local.
+    looks_local = model.startswith(("/", ".", "~")) or model.count("/") > 1
+    if model != "tiny" and "://" not in model and looks_local and not os.path.exists(os.path.expanduser(model)):
         raise UserError(f"model folder not found: {model}")
     with logs.run_log(storage.join(cfg.output, cfg.run_name), "evaluate") as run_log:
         report = run_evaluate(cfg)
@@ -268,7 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     from metamath_ray.storage import StorageError
 
     try:
-        app(args=argv, standalone_mode=False)
+        status = app(args=argv, standalone_mode=False)
+        if isinstance(status, int) and status:  # click turns Ctrl-C into a returned 130 here
+            typer.echo("aborted", err=True)
+            return status
     except typer.Exit as e:
         return int(getattr(e, "exit_code", 0) or 0)
     except KeyboardInterrupt:

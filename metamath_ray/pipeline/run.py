@@ -81,6 +81,15 @@ def _linked(section: dict, filled: dict, stage: str) -> dict:
     return {**section, **filled}
 
 
+def _with_trained_model(cfg: PipelineConfig) -> dict:
+    """The evaluate section with `engine.model` linked to the model the train stage exports."""
+    engine = dict(cfg.evaluate.get("engine") or {})
+    if "model" in engine or "model" in cfg.evaluate:
+        where = "engine.model" if "model" in engine else "model"
+        raise ConfigError(f"evaluate.{where}: set by `run` itself (it evaluates train/{MODEL_DIR}); remove it")
+    return {**cfg.evaluate, "engine": {**engine, "model": join(cfg.root, "train", MODEL_DIR)}}
+
+
 def stage_configs(cfg: PipelineConfig) -> dict[str, BaseModel]:
     """Validate every wanted stage's section with the links filled in (pure; no I/O)."""
     out: dict[str, BaseModel] = {}
@@ -95,10 +104,9 @@ def stage_configs(cfg: PipelineConfig) -> dict[str, BaseModel]:
         out["train"] = build_config(
             TrainConfig, _linked(cfg.train, {**data, "output": cfg.root, "run_name": "train"}, "train"), "train")
     if "evaluate" in cfg.stages:
-        model = {"model": join(cfg.root, "train", MODEL_DIR)} if "train" in cfg.stages else {}
+        section = _with_trained_model(cfg) if "train" in cfg.stages else cfg.evaluate
         out["evaluate"] = build_config(
-            EvaluateConfig, _linked(cfg.evaluate, {**model, "output": cfg.root, "run_name": "evaluate"}, "evaluate"),
-            "evaluate")
+            EvaluateConfig, _linked(section, {"output": cfg.root, "run_name": "evaluate"}, "evaluate"), "evaluate")
     return out
 
 

@@ -138,3 +138,27 @@ def test_cli_model_flag_against_a_top_level_model_is_one_line_error(tmp_path, ac
     assert cli.main(["evaluate", "--config", str(job), "--model", "tiny"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "engine.model" in err and not accepted_configs
+
+
+@pytest.mark.parametrize("model", ["meta-math/MetaMath-7B-V1.0", "Qwen/Qwen2.5-Math-7B-Instruct"])
+def test_cli_takes_a_hub_id_for_a_model_not_a_missing_folder(model, monkeypatch, tmp_path):
+    """`owner/name` is a hub id; it must reach the stage, not fail as a missing local folder."""
+    from metamath_ray import cli
+
+    seen = {}
+
+    def stop_before_running(cfg):
+        seen["cfg"] = cfg
+        raise KeyboardInterrupt  # stop here: nothing runs
+
+    monkeypatch.setattr("metamath_ray.pipeline.evaluate.run_evaluate", stop_before_running)
+    code = cli.main(["evaluate", "--model", model, "--datasets", "gsm8k", "--output", str(tmp_path)])
+    assert seen["cfg"].engine.model == model  # the stage was reached with the hub id
+    assert code == 130  # and an interrupted command does not exit 0
+
+
+def test_cli_refuses_a_missing_local_model_folder(capsys, tmp_path):
+    from metamath_ray import cli
+
+    assert cli.main(["evaluate", "--model", "./no/such/model", "--datasets", "gsm8k", "--output", str(tmp_path)]) == 2
+    assert "model folder not found" in capsys.readouterr().err

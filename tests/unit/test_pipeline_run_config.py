@@ -43,6 +43,8 @@ def test_without_training_evaluate_keeps_its_own_model_and_train_its_own_data():
     (["augment.engine.kind=tpu"], "augment: engine.kind:"),
     (["train.output=/elsewhere"], "train.output: set by `run` itself"),
     (["augment.run_name=x"], "augment.run_name: set by `run` itself"),
+    (["evaluate.engine.model=other"], "evaluate.engine.model: set by `run` itself"),
+    (["evaluate.model=other"], "evaluate.model: set by `run` itself"),
     (["colour=blue"], "colour: unknown key"),
 ])
 def test_bad_sections_fail_before_anything_runs(override, message):
