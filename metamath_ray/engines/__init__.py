@@ -9,10 +9,11 @@ from metamath_ray.engines.registry import (
     build_generation_stage,
     engine_spec,
     logical_gpus,
+    preflight,
     register_engine,
 )
 
 __all__ = [
     "ENGINES", "EngineConfig", "EngineSpec", "SamplingConfig", "build_generation_stage", "engine_spec",
-    "logical_gpus", "register_engine",
+    "logical_gpus", "preflight", "register_engine",
 ]

@@ -113,3 +113,11 @@ def plan_chat(engine: EngineConfig, model_path: str) -> ChatPlan | None:
     if not engine.chat:
         return None
     return _plan(model_path, engine.model, engine.system_prompt)
+
+
+def preflight(engine: EngineConfig) -> None:
+    """Checks a run makes before it reads seeds or starts Ray: chat mode needs a chat template."""
+    if engine.chat:
+        from metamath_ray.models import resolve_model
+
+        plan_chat(engine, resolve_model(engine.model))

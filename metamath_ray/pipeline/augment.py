@@ -31,6 +31,7 @@ from metamath_ray.records import (
     sampling_seed,
     to_table,
 )
+from metamath_ray.engines import preflight
 from metamath_ray.seeds import load_seeds
 from metamath_ray.storage import RunStore, with_retries
 
@@ -200,6 +201,7 @@ class AugmentJob:
         done = self._check_resumable()
         if done is not None:
             return done
+        preflight(cfg.engine)  # e.g. chat mode without a chat template: one line before any work
         loaded = load_seeds(cfg.seeds, limit=cfg.limit, max_question_chars=cfg.max_question_chars)
         log.info("%d seed rows read: %d seeds, %d quarantined", loaded.rows_read, len(loaded.seeds), len(loaded.quarantine))
         self.store.commit_table("quarantine/part-00000.parquet", to_table(loaded.quarantine, QUARANTINE_SCHEMA))

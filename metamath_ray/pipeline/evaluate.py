@@ -293,7 +293,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     storage.ensure_reachable(run_uri)  # a wrong S3 endpoint fails now, not after the whole evaluation
     samples_uri = storage.join(run_uri, "samples")
     # the engine loads a local copy; the report names the model as the user gave it
-    from metamath_ray.engines import engine_spec
+    from metamath_ray.engines import engine_spec, preflight
 
     if engine_spec(cfg.engine.kind).loads_model:
         engine = cfg.engine.model_copy(update={"model": materialize_model(cfg.engine.model, cfg.model_cache_dir)})
@@ -301,6 +301,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         engine = cfg.engine
     stop = cfg.stop if cfg.stop is not None else default_stop()
     requests = build_requests(cfg)
+    preflight(engine)  # e.g. chat mode without a chat template: one line before Ray starts
     start_ray(cfg.ray, engine)
 
     started = time.perf_counter()

@@ -170,3 +170,18 @@ def test_llama2_chat_prompt_has_one_bos(tmp_path, adds_bos):
         import sentencepiece
 
         assert ids == [tok.bos_token_id] + sentencepiece.SentencePieceProcessor(model_file=str(source)).encode(text)
+
+
+def test_augment_refuses_chat_mode_without_a_template_before_reading_seeds(tmp_path, monkeypatch):
+    """The one-line error comes before seeds are read or Ray starts (the registry's preflight)."""
+    from metamath_ray.augment.config import AugmentConfig
+    from metamath_ray.config import ConfigError
+    from metamath_ray.pipeline import augment
+
+    def no_seeds_yet(*args, **kwargs):
+        raise AssertionError("seeds were read before the engine was checked")
+
+    monkeypatch.setattr(augment, "load_seeds", no_seeds_yet)
+    cfg = AugmentConfig(output=str(tmp_path), engine={"kind": "hf", "model": "tiny", "chat": True})
+    with pytest.raises(ConfigError, match="has no chat template"):
+        augment.run_augment(cfg)
