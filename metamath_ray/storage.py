@@ -9,8 +9,12 @@ Guarantees, for every operation:
 - Writes publish atomically: locally a temporary file in the same folder (dot-prefixed, so listings
   skip it) is written, fsynced and renamed over the target; on S3 a single PUT / completed multipart
   upload (S3 never shows a partial object). A reader sees the old bytes or the new, never a mix.
-- Transient errors (an `OSError` that is not "missing", "not allowed", "wrong kind of entry") are
-  retried with exponential back-off (`with_retries`), so a restarting object store is ridden out.
+- Transient errors (an `OSError` that is not "missing", "not allowed", "wrong kind of entry", nor an
+  S3 refusal) are retried with exponential back-off (`with_retries`), each retry logged, so a
+  restarting object store is ridden out (`METAMATH_RAY_S3_OUTAGE_BUDGET_S`, default 600 s).
+- The first use of an S3 bucket in a process contacts it (`_first_contact`): a wrong endpoint fails
+  within `METAMATH_RAY_S3_CONNECT_BUDGET_S` (default 60 s), refused credentials or a missing bucket
+  at once, each as a one-line `StorageError` naming the endpoint and `AWS_ENDPOINT_URL`.
 - Reading a missing file raises `FileNotFoundError`.
 
 Commit protocol of `RunStore`. A shard's name is derived from the work it holds (deterministic), so
