@@ -121,6 +121,10 @@ class EngineConfig(BaseModel):
                 raise ValueError("engine.kind=openai needs engine.base_url (e.g. http://127.0.0.1:8000/v1)")
             if not self.base_url.startswith(("http://", "https://")):
                 raise ValueError("engine.base_url must start with http:// or https://")
+        if self.chat and self.kind not in ("vllm", "hf"):
+            # a setting that silently does nothing would let a user believe the teacher saw a chat prompt
+            hint = "; kind=openai sends chat prompts with engine.api=chat" if self.kind == "openai" else ""
+            raise ValueError(f"engine.chat applies to the local engines (vllm, hf), not kind={self.kind}{hint}")
         return self
 
     def key(self) -> str:

@@ -185,3 +185,13 @@ def test_augment_refuses_chat_mode_without_a_template_before_reading_seeds(tmp_p
     cfg = AugmentConfig(output=str(tmp_path), engine={"kind": "hf", "model": "tiny", "chat": True})
     with pytest.raises(ConfigError, match="has no chat template"):
         augment.run_augment(cfg)
+
+
+@pytest.mark.parametrize("kind, extra", [("openai", {"base_url": "http://127.0.0.1:1/v1"}), ("scripted", {"script": "gold"})])
+def test_chat_flag_on_an_engine_without_local_templates_is_a_one_line_error(kind, extra):
+    from metamath_ray.config import ConfigError, build_config
+    from metamath_ray.engines.config import EngineConfig
+
+    with pytest.raises(ConfigError, match="engine.chat applies to the local engines") as err:
+        build_config(EngineConfig, {"kind": kind, "chat": True, **extra})
+    assert "\n" not in str(err.value)
