@@ -87,25 +87,44 @@ def export_hf_model(model, state_dict: dict, tokenizer, out_dir: Path, *, cfg) -
         tokenizer.save_pretrained(str(out_dir))
         return out_dir
 
+    from metamath_ray.models import resolve_model
+    from metamath_ray.train.model import TORCH_DTYPES
+
+    # A plain CPU copy of base + adapter: the training module's ZeRO-3 parameters are empty shells.
+    peft_model = _cpu_peft_model(resolve_model(cfg.model), state_dict, cfg.lora)
+    peft_model.save_pretrained(str(out_dir / "adapter"))
+    tokenizer.save_pretrained(str(out_dir / "adapter"))
+    if cfg.lora.merge_on_export and not cfg.lora.quantize_4bit:
+        # Merged in fp32, saved in the training dtype (as a full fine-tune's export is).
+        merged = peft_model.merge_and_unload().to(TORCH_DTYPES[cfg.dtype])
+        merged.save_pretrained(str(out_dir), safe_serialization=True)
+        tokenizer.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def _cpu_peft_model(base_path: str, state_dict: dict, lora):
+    """Base model (from its folder, fp32) + the trained adapter tensors of the gathered training state
+    dict, on CPU. Only the adapter is taken from training: the base weights never changed, and under
+    QLoRA the gathered ones are packed 4-bit. Fails loudly when an adapter tensor does not land: a
+    silent miss would export the base model."""
     import torch
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
-    from metamath_ray.models import resolve_model
     from metamath_ray.train.model import lora_config
 
-    # A plain CPU copy of base + adapter: the training module's ZeRO-3 parameters are empty shells.
     unset_hf_deepspeed_config()
-    base = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model), dtype=torch.float32)
-    peft_model = get_peft_model(base, lora_config(cfg.lora))
-    peft_model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=False)
-    peft_model.save_pretrained(str(out_dir / "adapter"))
-    tokenizer.save_pretrained(str(out_dir / "adapter"))
-    if cfg.lora.merge_on_export and not cfg.lora.quantize_4bit:
-        peft_model.merge_and_unload().save_pretrained(str(out_dir), safe_serialization=True)
-        tokenizer.save_pretrained(str(out_dir))
-    return out_dir
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32), lora_config(lora))
+    adapter = {k: v.float() for k, v in state_dict.items() if "lora_" in k}
+    result = peft_model.load_state_dict(adapter, strict=False)
+    missing_lora = [k for k in result.missing_keys if "lora_" in k]
+    if not adapter or result.unexpected_keys or missing_lora:
+        raise RuntimeError(
+            f"LoRA export: the trained state does not match the adapter model (unexpected "
+            f"{result.unexpected_keys[:3]}, missing adapter weights {missing_lora[:3]})"
+        )
+    return peft_model
 
 
 def consolidate_checkpoint(checkpoint_dir: Path, out_dir: Path, *, base_model: str) -> Path:

@@ -89,6 +89,24 @@ def _summary(cfg: TrainConfig, planned: dict, worker: dict, checkpoint_uri: str 
     return summary
 
 
+def check_devices(cfg: TrainConfig) -> None:
+    """One-line ConfigError, before Ray or any worker starts, when this machine is the one that trains
+    (local Ray or one process) and the config asks for GPUs it does not have. On a cluster the
+    workers' nodes decide (an autoscaler may still add GPU nodes), so nothing is checked there."""
+    from metamath_ray.config import ConfigError
+    from metamath_ray.engines.devices import cuda_available
+
+    on_cluster = bool(cfg.ray.address or os.environ.get("RAY_ADDRESS"))
+    if not cfg.use_gpu or on_cluster or cuda_available():
+        return
+    if cfg.lora.quantize_4bit:
+        raise ConfigError(
+            "lora.quantize_4bit (QLoRA) needs CUDA GPUs (bitsandbytes 4-bit), and this machine has none: "
+            "run on a GPU machine or cluster, or use plain LoRA on CPU (lora.quantize_4bit=false use_gpu=false)"
+        )
+    raise ConfigError("use_gpu=true but this machine has no CUDA GPU: set use_gpu=false to train on CPU")
+
+
 # ---------------------------------------------------------------- Ray Train
 
 def _ray_train_fn(args: dict) -> None:
@@ -145,6 +163,7 @@ def run_train(cfg: TrainConfig) -> dict:
     from metamath_ray.ray_setup import start_ray
 
     start = time.perf_counter()
+    check_devices(cfg)
     storage.ensure_reachable(cfg.run_uri)  # a wrong S3 endpoint fails now, not after Ray and tokenising
     start_ray(cfg.ray)
     cfg = with_absolute_local_paths(cfg)
@@ -210,6 +229,7 @@ def train_single_process(cfg: TrainConfig) -> dict:
         cfg = cfg.model_copy(update={"num_workers": 1})
         TrainConfig.model_validate(cfg.model_dump())  # the batch arithmetic must still hold
     start = time.perf_counter()
+    check_devices(cfg)
     _single_process_group_env()
     if cfg.objective == "pretrain":
         from metamath_ray.train.pretrain import plan_pretrain
