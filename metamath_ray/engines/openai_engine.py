@@ -336,6 +336,11 @@ def read_api_key(engine: EngineConfig) -> Secret | None:
     return Secret(value)
 
 
+def preflight(engine: EngineConfig) -> None:
+    """Before any work: the key variable `engine.api_key_env` names must be set (one-line error)."""
+    read_api_key(engine)
+
+
 def client_kwargs(engine: EngineConfig, sampling: SamplingConfig, replicas: int) -> dict:
     """The settings of one actor's client: qps and the in-flight cap are split over the replicas."""
     return {

@@ -84,7 +84,7 @@ register_engine(EngineSpec(
 register_engine(EngineSpec(
     "openai", "metamath_ray.engines.openai_engine:build_openai_stage",
     "any OpenAI-compatible endpoint (hosted API, vllm serve, SGLang): chat or completions API, qps, retries",
-    loads_model=False,
+    loads_model=False, preflight="metamath_ray.engines.openai_engine:preflight",
 ))
 register_engine(EngineSpec(
     "scripted", "metamath_ray.engines.scripted:build_scripted_stage",

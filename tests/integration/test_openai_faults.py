@@ -198,3 +198,33 @@ def test_faults_retries_engine_errors_and_the_rerun_that_fills_them(local_ray, s
     session = Path(local_ray._private.worker._global_node.get_session_dir_path()) / "logs"
     assert session.is_dir()
     assert [str(p) for p in session.rglob("*") if p.is_file() and needle in p.read_bytes()] == []
+
+
+def test_evaluate_through_the_completions_api_scores_a_failed_request_wrong(local_ray, tmp_path, monkeypatch):
+    """Evaluate with engine.kind=openai, api=completions: the model name is the server's (nothing is
+    downloaded); every request about one question fails on every attempt and is scored wrong, its
+    reason kept in the samples and counted in the report."""
+    import pyarrow.parquet as pq
+
+    from metamath_ray.evaluate.config import EvaluateConfig
+    from metamath_ray.evaluate.datasets import load_items
+    from metamath_ray.pipeline.evaluate import run_evaluate
+
+    monkeypatch.setenv(KEY_ENV, PLANTED_KEY)
+    second = load_items("gsm8k", None, 3)[1].question
+    with FaultServer(lambda question, body: "Adding up.\nThe answer is: 18", faults=hashed_faults(0.5, seed="eval"),
+                     doomed=lambda body: second in body.get("prompt", ""), api_key=PLANTED_KEY, slow_s=4.0) as server:
+        cfg = EvaluateConfig(engine={"kind": "openai", "base_url": server.base_url, "api": "completions",
+                                     "model": "served-teacher", "api_key_env": KEY_ENV, "max_retries": 2,
+                                     "request_timeout_s": 2.5},
+                             datasets="gsm8k", limit=3, output=str(tmp_path), run_name="ev")
+        report = run_evaluate(cfg)
+    samples = {s["source_index"]: s for s in pq.read_table(tmp_path / "ev" / "samples").to_pylist()}
+    assert report["engine_errors"] == 1 and report["model"] == "served-teacher" and report["engine"] == "openai"
+    assert samples[0]["correct_strict"] and samples[0]["engine_error"] is None  # GSM8K test 0's answer is 18
+    failed = samples[1]
+    assert failed["response"] == "" and not failed["correct_strict"] and not failed["correct_metamath"]
+    assert failed["engine_error"].startswith("HTTP 503") and "gave up after 3 attempts" in failed["engine_error"]
+    assert server.stats["401"] == 0 and server.stats["503_doomed"] == 3
+    needle = PLANTED_KEY.encode()
+    assert [str(p) for p in (tmp_path / "ev").rglob("*") if p.is_file() and needle in p.read_bytes()] == []

@@ -405,3 +405,14 @@ def test_finalize_reads_the_newest_version_of_each_chunk_and_replaces_changed_ou
     assert (tmp_path / "run" / "data" / "part-00000.parquet").stat().st_mtime_ns == mtime
     repaired = _commit_derived(store, "data/part-00000.parquet", pa.table({"id": ["a", "b"]}))
     assert repaired["rows"] == 2 and store.read_table("data/part-00000.parquet").num_rows == 2
+
+
+def test_preflight_refuses_a_missing_key_before_any_work(monkeypatch):
+    from metamath_ray.engines import preflight
+
+    monkeypatch.delenv("MY_KEY", raising=False)
+    with pytest.raises(ValueError, match="engine.api_key_env=MY_KEY"):
+        preflight(_engine(api_key_env="MY_KEY"))
+    monkeypatch.setenv("MY_KEY", "sk-planted-pre")
+    preflight(_engine(api_key_env="MY_KEY"))
+    preflight(_engine())  # no key configured: nothing to check
