@@ -114,14 +114,27 @@ _VERSIONED_PACKAGES = (
 )
 
 
-def versions() -> dict[str, str]:
-    """Python and library versions, recorded in every manifest and report."""
+def lock_hashes() -> dict[str, str]:
+    """sha256 (first 16 hex) of the pinned dependency sets shipped in `metamath_ray/locks/`: which
+    exact set a run could have been installed from (README: "Reproducible installs")."""
+    from importlib import resources
+
+    folder = resources.files("metamath_ray") / "locks"
+    return {
+        name.removesuffix(".txt"): hashlib.sha256((folder / name).read_bytes()).hexdigest()[:16]
+        for name in sorted(p.name for p in folder.iterdir() if p.name.endswith(".txt"))
+    }
+
+
+def versions() -> dict[str, Any]:
+    """Python and library versions and the lock files' hashes, recorded in every manifest and report."""
     import importlib.metadata as md
 
-    out = {"python": platform.python_version()}
+    out: dict[str, Any] = {"python": platform.python_version()}
     for package in _VERSIONED_PACKAGES:
         try:
             out[package] = md.version(package)
         except md.PackageNotFoundError:
             pass
+    out["locks"] = lock_hashes()
     return out

@@ -56,3 +56,22 @@ def test_one_list_of_augmentations():
     for name, aug in REGISTRY.items():
         assert aug.name == name
         assert isinstance(AugmentConfig().aug[name], aug.settings)
+
+
+def test_manifests_and_reports_record_the_lock_hashes():
+    """Every run manifest and evaluation report carries `versions()`: the lock files' hashes too."""
+    import hashlib
+
+    from metamath_ray.records import versions
+
+    locks = versions()["locks"]
+    assert set(locks) == {"cpu", "gpu"}
+    for name, digest in locks.items():
+        text = (ROOT / "metamath_ray" / "locks" / f"{name}.txt").read_bytes()
+        assert digest == hashlib.sha256(text).hexdigest()[:16]
+
+
+def test_the_readme_and_ci_install_the_cpu_lock():
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count("-c metamath_ray/locks/cpu.txt") >= 2  # both of the two commands
+    assert "uv pip install" in (ROOT / ".ci" / "run").read_text() and "-c metamath_ray/locks/cpu.txt" in (ROOT / ".ci" / "run").read_text()
