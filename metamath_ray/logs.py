@@ -58,8 +58,8 @@ class _State:
 _state: _State | None = None
 
 
-def configured() -> bool:
-    return _state is not None
+def _ours(name: str) -> bool:
+    return name == PACKAGE or name.startswith(PACKAGE + ".")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,8 +81,7 @@ class ConsoleFormatter(logging.Formatter):
         text = record.getMessage()
         if record.name == CAPTURED_LOGGER:
             return text
-        ours = record.name == PACKAGE or record.name.startswith(PACKAGE + ".")
-        where = _stage_of(record.name) if ours else record.name
+        where = _stage_of(record.name) if _ours(record.name) else record.name
         level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
         line = f"[{where}] {level}{text}"
         if record.exc_info:
@@ -91,7 +90,7 @@ class ConsoleFormatter(logging.Formatter):
 
 
 def _console_threshold(record: logging.LogRecord, verbosity: int) -> int:
-    ours = record.name == PACKAGE or record.name.startswith(PACKAGE + ".")
+    ours = _ours(record.name)
     if verbosity >= VERBOSE:
         return logging.DEBUG if ours else logging.INFO
     if verbosity <= QUIET:
@@ -179,7 +178,8 @@ def shutdown() -> None:
 
 
 def result(text: str) -> None:
-    """A command's result (summary table, where the outputs are): stdout and the run log."""
+    """A command's result (summary table, where the outputs are): stdout, even with --quiet (and the
+    run log, when one is open)."""
     if _state is None:  # not configured by the CLI (a library caller): plain stdout
         sys.stdout.write(text + "\n")
         return
@@ -195,8 +195,7 @@ class _RunLogFilter(logging.Filter):
     """Everything of ours; other libraries from INFO (Ray Data's DEBUG stream is enormous)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        ours = record.name == PACKAGE or record.name.startswith(PACKAGE + ".")
-        return ours or record.name == CAPTURED_LOGGER or record.levelno >= logging.INFO
+        return _ours(record.name) or record.name == CAPTURED_LOGGER or record.levelno >= logging.INFO
 
 
 class _FdCapture:
@@ -302,8 +301,8 @@ def _log_location(run_uri: str, command: str) -> RunLog:
 def run_log(run_uri: str, command: str) -> Iterator[RunLog]:
     """Log everything of a command to `<run_uri>/logs/` and capture the process's stdout/stderr.
 
-    Without `configure()` (a library caller, a test) this only tells where a log would be: nothing
-    is redirected that the caller did not ask for.
+    Without `configure()` (a library caller, a test) it does nothing and yields an empty `RunLog`:
+    nothing is redirected or written that the caller did not ask for.
     """
     location = _log_location(run_uri, command) if _state is not None else RunLog("", "")
     if _state is None:
@@ -513,6 +512,6 @@ def worker_runtime_env() -> dict:
 
 
 __all__ = [
-    "NORMAL", "QUIET", "VERBOSE", "Progress", "RunLog", "configure", "configured", "progress", "result",
+    "NORMAL", "QUIET", "VERBOSE", "Progress", "RunLog", "configure", "progress", "result",
     "run_log", "setup_worker", "shutdown", "track", "worker_runtime_env",
 ]
