@@ -213,7 +213,7 @@ def generate_and_score(cfg: EvaluateConfig, engine: EngineConfig, requests: list
         rows = [r for r in requests if r["decoding"] in engine_pass.decodings]
         if not rows:
             continue
-        log.info("evaluate: %d %s requests on %s (%s)", len(rows), engine_pass.name, cfg.engine.model, engine.kind)
+        log.info("%d %s requests on %s (%s)", len(rows), engine_pass.name, cfg.engine.model, engine.kind)
         tables[engine_pass.name], record = run_pass(cfg, engine, engine_pass, rows)
         records.append(record)
     return tables, records
@@ -313,5 +313,5 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     report = build_report(cfg, engine.kind, stop, metric_rows, throughput_summary(metric_rows, wall_s, passes, engine),
                           {"run": run_uri, "samples": samples_uri})
     write_report(report, run_uri)  # report.json last: it marks a finished evaluation
-    log.info("evaluate: report %s", storage.join(run_uri, "report.json"))
+    log.info("report %s", storage.join(run_uri, "report.json"))
     return report

@@ -223,8 +223,8 @@ def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chun
     if stats["totals"]["engine_errors"]:
         log.warning("%d requests failed after every retry (reject_reason engine_error); rerun the same command "
                     "to retry exactly those", stats["totals"]["engine_errors"])
-    log.info("outputs in %s: data/, rejected/, metamathqa.json (%d records), quarantine/, stats.json, "
-             "report/report.md, manifest.json", store.uri, len(records))
+    log.debug("outputs in %s: data/, rejected/, metamathqa.json (%d records), quarantine/, stats.json, "
+              "report/report.md, manifest.json", store.uri, len(records))
     return manifest
 
 
