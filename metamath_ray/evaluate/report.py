@@ -111,6 +111,8 @@ def render_plots(report: dict) -> dict[str, bytes]:
             continue
         types = list(ds["by_type_level"])
         levels = sorted(ds["by_level"], key=int)
+        if not types or not levels:  # e.g. rows with no type: nothing to draw, not a crash
+            continue
         grid = [
             [100 * ds["by_type_level"][t][lv]["strict"]["accuracy"] if lv in ds["by_type_level"][t] else float("nan")
              for lv in levels]
