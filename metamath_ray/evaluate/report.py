@@ -22,11 +22,20 @@ def _cell(entry: dict | None) -> str:
 
 
 def render_markdown(report: dict) -> str:
-    """A human summary: headline table, sampling metrics, MATH per type x level, throughput."""
+    """A human summary: headline table, sampling metrics, hybrid decoding, MATH per type x level,
+    throughput."""
+    datasets = report["datasets"]
     lines = [f"# Evaluation: {report['run_name']}", ""]
     lines += [f"- model: `{report['model']}`", f"- engine: `{report['engine']}`"]
     lines += [f"- prompt template: `{report['template']}`", ""]
-    lines += [
+    lines += _headline_lines(datasets) + _sampling_lines(datasets) + _hybrid_lines(datasets)
+    lines += _type_level_lines(datasets) + _throughput_lines(report["throughput"])
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _headline_lines(datasets: dict) -> list[str]:
+    lines = [
         "Accuracy in % with 95% confidence intervals (Wilson). *strict*: our extractor and symbolic",
         "equivalence; *metamath*: MetaMath's published scoring (integer rounding on GSM8K-style sets,",
         "normalised string match on MATH), for comparison with its tables.",
@@ -34,37 +43,52 @@ def render_markdown(report: dict) -> str:
         "| dataset | questions | strict | metamath | extraction failures (strict) | mean tokens |",
         "|---|---|---|---|---|---|",
     ]
-    for name, ds in report["datasets"].items():
+    for name, ds in datasets.items():
         lines.append(
             f"| {name} | {ds['questions']} | {_cell(headline(ds, 'strict'))} | {_cell(headline(ds, 'metamath'))} "
             f"| {_pct(ds['extraction_failure_rate']['strict'])}% | {ds['tokens']['mean_generated']:.0f} |"
         )
-    sampled = {n: ds for n, ds in report["datasets"].items() if "k" in ds}
-    if sampled:
-        lines += ["", "## Sampling", "", "| dataset | metric | strict | metamath |", "|---|---|---|---|"]
-        for name, ds in sampled.items():
-            k = ds["k"]
-            lines.append(f"| {name} | maj@{k} | {_cell(ds[f'maj@{k}']['strict'])} | {_cell(ds[f'maj@{k}']['metamath'])} |")
-            for kk in ds["pass@k"]["strict"]:
-                lines.append(
-                    f"| {name} | pass@{kk} | {_cell(ds['pass@k']['strict'][kk])} "
-                    f"| {_cell(ds['pass@k']['metamath'][kk])} |"
-                )
-    hybrid = {n: ds["hybrid"] for n, ds in report["datasets"].items() if "hybrid" in ds}
-    if hybrid:
-        lines += [
-            "", "## Hybrid decoding (program, chain-of-thought fallback)", "",
-            "Greedy; a program runs in the sandbox, and when it fails (error, limit, no printed answer) the",
-            "chain-of-thought answer is used. Accuracy in % (strict scorer; metamath in parentheses).", "",
-            "| dataset | CoT only | PoT only | hybrid | fallback to CoT | program outcomes |", "|---|---|---|---|---|---|",
+    return lines
+
+
+def _sampling_lines(datasets: dict) -> list[str]:
+    sampled = {n: ds for n, ds in datasets.items() if "k" in ds}
+    if not sampled:
+        return []
+    lines = ["", "## Sampling", "", "| dataset | metric | strict | metamath |", "|---|---|---|---|"]
+    for name, ds in sampled.items():
+        k = ds["k"]
+        lines.append(f"| {name} | maj@{k} | {_cell(ds[f'maj@{k}']['strict'])} | {_cell(ds[f'maj@{k}']['metamath'])} |")
+        for kk in ds["pass@k"]["strict"]:
+            lines.append(
+                f"| {name} | pass@{kk} | {_cell(ds['pass@k']['strict'][kk])} "
+                f"| {_cell(ds['pass@k']['metamath'][kk])} |"
+            )
+    return lines
+
+
+def _hybrid_lines(datasets: dict) -> list[str]:
+    hybrid = {n: ds["hybrid"] for n, ds in datasets.items() if "hybrid" in ds}
+    if not hybrid:
+        return []
+    lines = [
+        "", "## Hybrid decoding (program, chain-of-thought fallback)", "",
+        "Greedy; a program runs in the sandbox, and when it fails (error, limit, no printed answer) the",
+        "chain-of-thought answer is used. Accuracy in % (strict scorer; metamath in parentheses).", "",
+        "| dataset | CoT only | PoT only | hybrid | fallback to CoT | program outcomes |", "|---|---|---|---|---|---|",
+    ]
+    for name, h in hybrid.items():
+        cells = [
+            f"{_pct(h['strict'][m]['accuracy'])} ({_pct(h['metamath'][m]['accuracy'])})" for m in ("cot", "pot", "hybrid")
         ]
-        for name, h in hybrid.items():
-            cells = [
-                f"{_pct(h['strict'][m]['accuracy'])} ({_pct(h['metamath'][m]['accuracy'])})" for m in ("cot", "pot", "hybrid")
-            ]
-            outcomes = ", ".join(f"{k}: {v}" for k, v in h["pot_status"].items())
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {_pct(h['fallback_rate'])}% | {outcomes} |")
-    for name, ds in report["datasets"].items():
+        outcomes = ", ".join(f"{k}: {v}" for k, v in h["pot_status"].items())
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_pct(h['fallback_rate'])}% | {outcomes} |")
+    return lines
+
+
+def _type_level_lines(datasets: dict) -> list[str]:
+    lines: list[str] = []
+    for name, ds in datasets.items():
         if "by_type_level" not in ds:
             continue
         levels = sorted(ds["by_level"], key=int)
@@ -76,8 +100,11 @@ def render_markdown(report: dict) -> str:
                 _pct(by_level[lv]["strict"]["accuracy"]) if lv in by_level else "-" for lv in levels
             ]
             lines.append(f"| {type_name} | " + " | ".join(cells) + f" | {_pct(ds['by_type'][type_name]['strict']['accuracy'])} |")
-    tp = report["throughput"]
-    lines += [
+    return lines
+
+
+def _throughput_lines(tp: dict) -> list[str]:
+    lines = [
         "",
         "## Throughput",
         "",
@@ -93,8 +120,7 @@ def render_markdown(report: dict) -> str:
 
         lines.append(f"Cost at the config's prices: {format_usd(tp['cost_usd'])} for {tp.get('input_tokens', 0):,} "
                      f"prompt and {tp['generated_tokens']:,} generated tokens.")
-    lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def render_plots(report: dict) -> dict[str, bytes]:
