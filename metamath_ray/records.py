@@ -120,6 +120,8 @@ def lock_hashes() -> dict[str, str]:
     from importlib import resources
 
     folder = resources.files("metamath_ray") / "locks"
+    if not folder.is_dir():  # a build that left the package data out: say nothing rather than fail a run
+        return {}
     return {
         name.removesuffix(".txt"): hashlib.sha256((folder / name).read_bytes()).hexdigest()[:16]
         for name in sorted(p.name for p in folder.iterdir() if p.name.endswith(".txt"))
