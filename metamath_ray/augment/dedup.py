@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -79,38 +79,56 @@ def _dropped(row: dict, reason: str, dup_of: str) -> dict:
     return {**row, "accepted": False, "reject_reason": reason, "reject_detail": f"duplicate of {dup_of}"}
 
 
+Siblings = Callable[[dict], "tuple[object, object] | None"]
+
+
+def _distinct(siblings_of: list, k: int, mine) -> bool:
+    """Kept row `k` and a row with sibling tag `mine` are different members of one family."""
+    theirs = siblings_of[k]
+    return mine is not None and theirs is not None and theirs[0] == mine[0] and theirs[1] != mine[1]
+
+
 def dedup_rows(rows: list[dict], *, key: str | Sequence[str] = "query", threshold: float = 0.85,
-               num_perm: int = 128, ngram: int = 3, seed: int = 1) -> tuple[list[dict], list[dict]]:
-    """(kept, dropped): exact then near duplicates on `key` (a field or a tuple of fields)."""
+               num_perm: int = 128, ngram: int = 3, seed: int = 1,
+               siblings: Siblings | None = None) -> tuple[list[dict], list[dict]]:
+    """(kept, dropped): exact then near duplicates on `key` (a field or a tuple of fields).
+
+    `siblings(row)` -> (family, member) or None: two rows of one family with different members are
+    never duplicates of each other (FOBAR questions of one seed masking different numbers read
+    alike but ask different things); rows of the same member, or of other families, still are."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError("threshold must be in (0, 1]")
     ordered = sorted(rows, key=lambda r: str(r.get("id", "")))
     hasher = MinHasher(num_perm, seed)
     bands, band_rows = lsh_params(threshold, num_perm)
     buckets: list[dict[bytes, list[int]]] = [{} for _ in range(bands)]
-    exact: dict[str, str] = {}
+    exact: dict[str, list[int]] = {}  # normalised text -> kept rows with it (siblings may share it)
     signatures: list[np.ndarray] = []
     kept_ids: list[str] = []
+    siblings_of: list = []
     kept, dropped = [], []
     for row in ordered:
         rid = str(row.get("id", ""))
+        mine = siblings(row) if siblings else None
         norm = normalize_text(_row_text(row, key))
         digest = hashlib.sha1(norm.encode()).hexdigest()
-        if digest in exact:
-            dropped.append(_dropped(row, "duplicate_exact", exact[digest]))
+        same = next((k for k in exact.get(digest, ()) if not _distinct(siblings_of, k, mine)), None)
+        if same is not None:
+            dropped.append(_dropped(row, "duplicate_exact", kept_ids[same]))
             continue
         sig = hasher.signature(_shingle_hashes(norm, ngram))
         band_keys = [sig[b * band_rows:(b + 1) * band_rows].tobytes() for b in range(bands)]
         candidates = {k for b, bk in enumerate(band_keys) for k in buckets[b].get(bk, ())}
         match = next((k for k in sorted(candidates)
-                      if np.mean(signatures[k] == sig) >= threshold), None)
+                      if not _distinct(siblings_of, k, mine) and np.mean(signatures[k] == sig) >= threshold), None)
         if match is not None:
             dropped.append(_dropped(row, "duplicate_near", kept_ids[match]))
             continue
-        exact[digest] = rid
         index = len(signatures)
+        exact.setdefault(digest, []).append(index)
         signatures.append(sig)
         kept_ids.append(rid)
+        siblings_of.append(mine)
         for b, bk in enumerate(band_keys):
             buckets[b].setdefault(bk, []).append(index)
         kept.append(row)

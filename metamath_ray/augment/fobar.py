@@ -73,6 +73,7 @@ FobarSettings = settings_with_defaults("FobarSettings", "FOBAR budget.", k=2, ma
 class Fobar(Augmentation):
     name = "FOBAR"
     settings = FobarSettings
+    distinct_siblings = True
     prompt_version = backward.PROMPT_VERSION
 
     def variants(self, seed: dict) -> list[Variant]:

@@ -53,6 +53,9 @@ class Augmentation:
     settings: ClassVar[type[AugSettings]] = AugSettings
     default: ClassVar[bool] = True  # part of `augmentations` when the config does not list them
     needs_rewrite: ClassVar[bool] = False  # variants come from an LLM rewrite pass
+    # Variants of one seed are different questions however alike they read (FOBAR/SV mask different
+    # numbers), so dedup never drops one as a copy of its sibling.
+    distinct_siblings: ClassVar[bool] = False
     prompt_version: ClassVar[str] = cot.PROMPT_VERSION  # of the solve prompt, recorded on every row
     solve_stop: ClassVar[tuple[str, ...]] = tuple(cot.STOP)
     rewrite_stop: ClassVar[tuple[str, ...]] = ()

@@ -293,6 +293,7 @@ SVSettings = settings_with_defaults("SVSettings", "SV budget.", k=2, max_attempt
 class SelfVerification(Augmentation):
     name = "SV"
     settings = SVSettings
+    distinct_siblings = True
     needs_rewrite = True
     rewrite_stop = tuple(STOP)
     prompt_version = backward.PROMPT_VERSION

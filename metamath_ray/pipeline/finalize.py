@@ -19,7 +19,7 @@ from importlib import resources
 from metamath_ray import storage
 from metamath_ray.augment import decontam, dedup, export, report
 from metamath_ray.augment.config import AugmentConfig
-from metamath_ray.augment.registry import AUGMENTATIONS
+from metamath_ray.augment.registry import AUGMENTATIONS, augmentation
 from metamath_ray.engines.pricing import cost_usd, prices_per_1m
 from metamath_ray.records import CANDIDATE_SCHEMA, config_hash, to_table, versions
 from metamath_ray.seeds import LoadedSeeds
@@ -48,6 +48,14 @@ def _reference_paths(specs: list[str], tmp: str) -> list[str]:
     return paths
 
 
+def backward_siblings(row: dict) -> tuple | None:
+    """(family, member) for dedup: the FOBAR / SV variants of one seed mask different numbers, so
+    they are different questions with different answers, however alike they read."""
+    if augmentation(row["aug"]).distinct_siblings:
+        return (row["seed_id"], row["aug"]), row["variant"]
+    return None
+
+
 def clean_accepted(rows: list[dict], cfg) -> tuple[list[dict], list[dict]]:
     """Accepted candidates -> (kept, dropped with reasons): near-duplicate questions, duplicate
     (question, answer) pairs, contamination with the evaluation sets."""
@@ -68,7 +76,8 @@ def clean_accepted(rows: list[dict], cfg) -> tuple[list[dict], list[dict]]:
                 for r in reps.values() if (r["aug"] == "PoT") == programs
             ]
             _, dup_q = dedup.dedup_rows(ordered, key="query", threshold=cfg.dedup.threshold,
-                                        num_perm=cfg.dedup.num_perm, ngram=cfg.dedup.ngram)
+                                        num_perm=cfg.dedup.num_perm, ngram=cfg.dedup.ngram,
+                                        siblings=backward_siblings)
             dup_variants.update({(r["seed_id"], r["aug"], r["variant"]): r for r in dup_q})
         next_kept = []
         for r in kept:
@@ -79,7 +88,8 @@ def clean_accepted(rows: list[dict], cfg) -> tuple[list[dict], list[dict]]:
                 dropped.append({**r, "accepted": False, "reject_reason": "duplicate_query",
                                 "reject_detail": hit.get("reject_detail")})
         kept, dup_qr = dedup.dedup_rows(next_kept, key=("query", "response"), threshold=cfg.dedup.threshold,
-                                        num_perm=cfg.dedup.num_perm, ngram=cfg.dedup.ngram)
+                                        num_perm=cfg.dedup.num_perm, ngram=cfg.dedup.ngram,
+                                        siblings=backward_siblings)
         dropped.extend({**r, "reject_reason": f"{r['reject_reason']}_response"} for r in dup_qr)
     if cfg.decontam.enabled and kept:
         with tempfile.TemporaryDirectory() as tmp:
