@@ -27,7 +27,6 @@ pickles small and fast to Ray workers and looks up a whole text with one `search
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -35,7 +34,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from metamath_ray.augment.dedup import normalize_text
+from metamath_ray.augment.dedup import ngram_hashes, normalize_text
 
 # Our own template sentences (and MetaMath's "answer of" wording of them), cut before n-gramming.
 TEMPLATE_PATTERNS = [
@@ -57,11 +56,8 @@ def _words(text: str) -> list[str]:
 
 
 def _gram_hashes(words: list[str], n: int) -> np.ndarray:
-    if len(words) < n:
-        return np.zeros(0, dtype=np.uint64)
-    grams = {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
-    raw = b"".join(hashlib.blake2b(g.encode(), digest_size=8).digest() for g in grams)
-    return np.frombuffer(raw, dtype=np.uint64)
+    """64-bit hashes of the word n-grams of one text (vectorised; see dedup.ngram_hashes)."""
+    return ngram_hashes([words], n, whole_if_short=False)[0]
 
 
 class NgramIndex:

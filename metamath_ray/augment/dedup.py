@@ -34,14 +34,71 @@ def _row_text(row: dict, key: str | Sequence[str]) -> str:
     return "\n".join(str(row.get(f) or "") for f in fields)
 
 
+# Shingle hashing, vectorised: each distinct word is hashed once (blake2b, cached per process), and
+# an n-gram's hash is a multiply-add of its words' hashes finished by a 64-bit mixer, computed for
+# every n-gram of a batch of texts at once with numpy. (Hashing every n-gram string with blake2b
+# was the hot spot of finalize: ~100 Python calls per row.)
+# One odd 64-bit multiplier per position in the n-gram (n up to 64), fixed by a seeded generator.
+_GRAM_MULTIPLIERS = np.random.default_rng(20261201).integers(1, 2**63, size=64, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_word_cache: dict[str, int] = {}
+
+
+def _word_hashes(words: Sequence[str]) -> np.ndarray:
+    if len(_word_cache) > 2_000_000:  # bounded: a long-lived worker sees many vocabularies
+        _word_cache.clear()
+    get = _word_cache.get
+    out = np.empty(len(words), dtype=np.uint64)
+    for i, w in enumerate(words):
+        h = get(w)
+        if h is None:
+            h = _word_cache[w] = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
+        out[i] = h
+    return out
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit affects every output bit."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def ngram_hashes(word_lists: Sequence[Sequence[str]], n: int, *, whole_if_short: bool) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of every word n-gram of every text, and the number of n-grams per text.
+
+    A text shorter than `n` words has no n-gram, or (`whole_if_short`) one: all its words."""
+    if not 1 <= n <= len(_GRAM_MULTIPLIERS):
+        raise ValueError(f"n-gram size must be 1..{len(_GRAM_MULTIPLIERS)}")
+    lengths = np.fromiter((len(w) for w in word_lists), dtype=np.int64, count=len(word_lists))
+    flat = _word_hashes([w for words in word_lists for w in words])
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    end_of = np.repeat(ends, lengths)  # for every word: where its text ends
+    positions = np.arange(len(flat), dtype=np.int64)
+    padded = np.concatenate([flat, np.zeros(n, dtype=np.uint64)])
+    acc = np.zeros(len(flat), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(n):  # words past the text's end count as 0 (short texts)
+            acc += np.where(positions + j < end_of, padded[positions + j], np.uint64(0)) * _GRAM_MULTIPLIERS[j]
+    full = positions + n <= end_of
+    short = (lengths < n) & whole_if_short & (lengths > 0)
+    keep = full.copy()
+    keep[starts[short]] = True
+    counts = np.maximum(lengths - n + 1, 0)
+    counts[short] = 1
+    hashes = _mix64(acc[keep] + np.uint64(n))
+    empty = (lengths == 0) & whole_if_short  # "" is one shingle too (the empty text)
+    if empty.any():
+        hashes = np.insert(hashes, np.repeat(np.cumsum(counts)[empty], 1), _mix64(np.full(int(empty.sum()), n, np.uint64)))
+        counts[empty] = 1
+    return hashes, counts
+
+
 def _shingle_hashes(normalized: str, ngram: int) -> np.ndarray:
-    words = normalized.split()
-    if len(words) <= ngram:
-        grams = [" ".join(words)]
-    else:
-        grams = [" ".join(words[i:i + ngram]) for i in range(len(words) - ngram + 1)]
-    digests = [hashlib.blake2b(g.encode(), digest_size=4).digest() for g in set(grams)]
-    return np.frombuffer(b"".join(digests), dtype=np.uint32).astype(np.uint64)
+    """32-bit hashes of the word n-grams of one normalised text (all of it when shorter than n)."""
+    hashes, _ = ngram_hashes([normalized.split()], ngram, whole_if_short=True)
+    return hashes >> np.uint64(32)
 
 
 class MinHasher:
@@ -57,6 +114,24 @@ class MinHasher:
         with np.errstate(over="ignore"):
             mixed = hashes[:, None] * self.a[None, :] + self.b[None, :]
         return (mixed >> np.uint64(32)).min(axis=0).astype(np.uint32)
+
+    def signatures(self, normalized: Sequence[str], ngram: int, max_cells: int = 4_000_000) -> np.ndarray:
+        """(len(normalized), num_perm) signatures of a batch of normalised texts, equal to
+        `signature(_shingle_hashes(text, ngram))` for each, in slices of at most ~max_cells products."""
+        hashes, counts = ngram_hashes([t.split() for t in normalized], ngram, whole_if_short=True)
+        hashes = hashes >> np.uint64(32)
+        out = np.empty((len(normalized), len(self.a)), dtype=np.uint32)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        row = 0
+        while row < len(normalized):
+            stop = int(np.searchsorted(bounds, bounds[row] + max(1, max_cells // len(self.a)), side="right")) - 1
+            stop = max(stop, row + 1)
+            lo, hi = bounds[row], bounds[stop]
+            with np.errstate(over="ignore"):
+                mixed = (hashes[lo:hi, None] * self.a[None, :] + self.b[None, :]) >> np.uint64(32)
+            out[row:stop] = np.minimum.reduceat(mixed, bounds[row:stop] - lo, axis=0)
+            row = stop
+        return out
 
 
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -107,16 +182,16 @@ def dedup_rows(rows: list[dict], *, key: str | Sequence[str] = "query", threshol
     kept_ids: list[str] = []
     siblings_of: list = []
     kept, dropped = [], []
-    for row in ordered:
+    norms = [normalize_text(_row_text(row, key)) for row in ordered]
+    all_signatures = hasher.signatures(norms, ngram) if ordered else []
+    for row, norm, sig in zip(ordered, norms, all_signatures):
         rid = str(row.get("id", ""))
         mine = siblings(row) if siblings else None
-        norm = normalize_text(_row_text(row, key))
         digest = hashlib.sha1(norm.encode()).hexdigest()
         same = next((k for k in exact.get(digest, ()) if not _distinct(siblings_of, k, mine)), None)
         if same is not None:
             dropped.append(_dropped(row, "duplicate_exact", kept_ids[same]))
             continue
-        sig = hasher.signature(_shingle_hashes(norm, ngram))
         band_keys = [sig[b * band_rows:(b + 1) * band_rows].tobytes() for b in range(bands)]
         candidates = {k for b, bk in enumerate(band_keys) for k in buckets[b].get(bk, ())}
         match = next((k for k in sorted(candidates)
