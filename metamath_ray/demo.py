@@ -59,7 +59,7 @@ def demo_preset(output: str, engine: str = "vllm") -> dict[str, Any]:
                 "FOBAR": {"k": 1, "max_attempts": 1, "max_variants": 2},
                 "SV": {"k": 1, "max_attempts": 1, "max_variants": 1},
             },
-            "adaptive": False,
+            "adaptive": "off",
             "chunk_seeds": 16,
             "ray": {"num_cpus": 2},
         },

@@ -102,10 +102,20 @@ def _hashed_engine_settings(engine) -> dict:
     }
 
 
+def _hash_adaptive_as_before(payload: dict) -> None:
+    """`adaptive` was a bool before prop2diff: uniform/off hash as true/false did, and the prop2diff
+    budget counts only in prop2diff, so earlier runs keep their ids."""
+    if "adaptive" in payload:
+        payload["adaptive"] = {"uniform": True, "off": False}.get(payload["adaptive"], payload["adaptive"])
+        if payload["adaptive"] != "prop2diff":
+            payload.pop("budget_per_variant", None)
+
+
 def config_hash(cfg) -> str:
     """What determines the generated data of an augment config (not where it runs or is written)."""
     payload = cfg.model_dump(exclude=_PLACEMENT_KEYS, mode="json")
     payload["engine"] = _hashed_engine_settings(cfg.engine)
+    _hash_adaptive_as_before(payload)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

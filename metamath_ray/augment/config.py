@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from metamath_ray.augment.budget import AdaptiveMode
 from metamath_ray.augment.registry import AUGMENTATIONS, DEFAULT_AUGMENTATIONS, AugBudgets
 from metamath_ray.config import RayConfig
 from metamath_ray.engines.config import EngineConfig, SamplingConfig
@@ -65,8 +66,19 @@ class AugmentConfig(BaseModel):
         default_factory=lambda: list(DEFAULT_AUGMENTATIONS), description="add PoT for program-of-thought data"
     )
     aug: AugBudgets = Field(default_factory=AugBudgets, description="per augmentation budgets")
-    adaptive: bool = Field(
-        True, description="resample variants with fewer than k accepted until k or max_attempts (DART-Math style)"
+    adaptive: AdaptiveMode = Field(
+        "uniform",
+        description="chains of thought per question variant after round 0 (k each): 'off' samples k once; "
+        "'uniform' resamples variants short of k accepted until k or max_attempts; 'prop2diff' (DART-Math) "
+        "spreads budget_per_variant x the wave's variants over them in proportion to their round-0 failure "
+        "rate, each capped at max_attempts, keeping every accepted one (augment/budget.py). "
+        "true/false (older configs) mean uniform/off",
+    )
+    budget_per_variant: float = Field(
+        2.0, ge=0,
+        description="prop2diff: extra chains of thought per variant on average after round 0 (a wave's "
+        "budget is this x its variants). To compare with uniform at one budget, set it to a uniform run's "
+        "stats.json by_difficulty.extra_attempts / variants; ignored by off and uniform",
     )
     limit: int | None = Field(None, ge=1, description="first N seeds of every source")
     chunk_seeds: int = Field(64, ge=1, description="seeds per committed shard (the unit of resume)")
@@ -100,6 +112,12 @@ class AugmentConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown augmentation(s) {unknown}; expected some of {list(AUGMENTATIONS)}")
         return list(dict.fromkeys(value))
+
+    @field_validator("adaptive", mode="before")
+    @classmethod
+    def _legacy_adaptive(cls, value):
+        # `adaptive` was a bool before prop2diff: keep those configs working with the same meaning.
+        return {True: "uniform", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _budgets_consistent(self) -> "AugmentConfig":

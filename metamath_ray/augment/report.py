@@ -18,7 +18,11 @@ Input schema (produced by the augment pipeline; extra keys are ignored):
       ],
       "by_math_level_type": [                # MATH only
         {"level": "Level 3", "type": "Algebra", "candidates": int, "accepted": int}
-      ]
+      ],
+      "by_difficulty": {                     # optional: augment/budget.py difficulty_table
+        "adaptive": str, "budget_per_variant": float | None, "extra_attempts": int,
+        "table": [{"dataset": str, "difficulty": str, "variants": int, "round0_attempts": int,
+                   "round0_accepted": int, "extra_attempts": int, "attempts": int, "accepted": int}]}
     }
 
 `write_report(stats, out_dir)` writes report.md, acceptance.png, rejections.png, tokens.png and
@@ -173,6 +177,24 @@ def _decontam_lines(by_reference: dict | None) -> list[str]:
     return ["| reference set | rows dropped |", "|---|---|"] + [f"| {name} | {n} |" for name, n in sorted(by_reference.items())]
 
 
+def _difficulty_lines(by_difficulty: dict | None) -> list[str]:
+    """Requests and accepted chains of thought per difficulty: round 0, the extra requests after it
+    (the adaptive allocation), and what they found."""
+    if not by_difficulty or not by_difficulty.get("table"):
+        return []
+    mode, per_variant = by_difficulty.get("adaptive"), by_difficulty.get("budget_per_variant")
+    lines = ["", "## Budget by difficulty (MATH: level; GSM8K: round-0 pass rate)", "",
+             f"adaptive: {mode or '?'}" + (f", budget {per_variant:g} extra requests per variant" if per_variant is not None else "")
+             + f"; {by_difficulty.get('extra_attempts', 0):,} requests after round 0.", "",
+             "| dataset | difficulty | variants | round 0 accepted/requests | extra requests | accepted | accepted per variant |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for c in by_difficulty["table"]:
+        per = c["accepted"] / c["variants"] if c["variants"] else 0
+        lines.append(f"| {c['dataset']} | {c['difficulty']} | {c['variants']:,} | {c['round0_accepted']:,}/{c['round0_attempts']:,} "
+                     f"| {c['extra_attempts']:,} | {c['accepted']:,} | {per:.2f} |")
+    return lines
+
+
 def write_report(stats: dict, out_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     rows = _sorted_rows(stats)
@@ -191,6 +213,7 @@ def write_report(stats: dict, out_dir: str) -> list[str]:
     lines += ["", "## Rejection reasons", ""] + _reasons_table(rows)
     if cells:
         lines += ["", "## MATH by level and type (acceptance, accepted/candidates)", ""] + _level_type_table(cells)
+    lines += _difficulty_lines(stats.get("by_difficulty"))
     lines += ["", "## Decontamination", ""] + _decontam_lines(stats.get("decontam_by_reference"))
 
     if rows:

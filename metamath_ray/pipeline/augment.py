@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Callable, Iterable, Iterator
 
+from metamath_ray.augment import budget
 from metamath_ray.augment.base import Rejection, Variant, Verdict
 from metamath_ray.augment.config import AugmentConfig
 from metamath_ray.augment.protocol import cut_at_stop
@@ -290,30 +291,34 @@ class AugmentJob:
 
     def _solve(self, variants: list[Variant], seeds_by_id: dict, chunk_of: dict,
                retry_rows: list[dict] | None = None) -> Iterator[dict]:
-        """Chains of thought in rounds; adaptive mode resamples variants short of k accepted until k or
-        max_attempts. `retry_rows` (failed requests sent again) ride along in the first pass, outside
-        the adaptive budget. Yields judged candidate rows (with their chunk)."""
+        """Chains of thought in rounds, sized by `cfg.adaptive` (augment/budget.py): round 0 asks k per
+        variant; `uniform` resamples variants short of k accepted until k or max_attempts; `prop2diff`
+        spreads the wave's budget over the variants by their round-0 failure rate, so it allocates only
+        once every round-0 answer of the wave is judged (a round is one pass, read to its end before the
+        next is sized). Sample indices continue per variant, so ids and seeds do not depend on the mode's
+        timing. `retry_rows` (failed requests sent again) ride along in the first pass, outside the
+        budget. Yields judged candidate rows (with their chunk)."""
         cfg = self.cfg
-        attempts: Counter = Counter()
-        accepted: Counter = Counter()
+        tallies = {(v.seed_id, v.aug, v.variant): budget.VariantTally(cfg.aug[v.aug].k, cfg.aug[v.aug].max_attempts)
+                   for v in variants}
         todo = {(v.seed_id, v.aug, v.variant): v for v in variants}
         rnd = 0
-        while todo or (rnd == 0 and retry_rows):
+        wanted = budget.round_requests(cfg.adaptive, tallies, rnd, cfg.budget_per_variant)
+        while wanted or (rnd == 0 and retry_rows):
             rows = list(retry_rows or []) if rnd == 0 else []
-            for key, v in todo.items():
-                s = cfg.aug[v.aug]
-                want = s.k if rnd == 0 else min(s.k - accepted[key], s.max_attempts - attempts[key])
-                rows.extend(solve_rows(v, seeds_by_id[v.seed_id], attempts[key], want, rnd, cfg, chunk_of[v.seed_id]))
-                attempts[key] += want
-            log.info("round %d: %d chains of thought for %d questions", rnd, len(rows), len(todo))
+            for key, n in wanted.items():
+                v, tally = todo[key], tallies[key]
+                rows.extend(solve_rows(v, seeds_by_id[v.seed_id], tally.sent, n, rnd, cfg, chunk_of[v.seed_id]))
+                tally.sent += n
+            log.info("round %d: %d chains of thought for %d questions", rnd, len(rows), len(wanted))
             for cand in self._judged(rows, f"solve round {rnd}"):
-                accepted[(cand["seed_id"], cand["aug"], cand["variant"])] += int(bool(cand["accepted"]))
+                tally = tallies.get((cand["seed_id"], cand["aug"], cand["variant"]))
+                if tally is not None:  # a retried row of another variant is outside the budget
+                    tally.accepted += int(bool(cand["accepted"]))
+                    tally.judged += int(cand["reject_reason"] != budget.ENGINE_ERROR)
                 yield cand
             rnd += 1
-            if not cfg.adaptive:
-                break
-            todo = {k: v for k, v in todo.items()
-                    if accepted[k] < cfg.aug[v.aug].k and attempts[k] < cfg.aug[v.aug].max_attempts}
+            wanted = budget.round_requests(cfg.adaptive, tallies, rnd, cfg.budget_per_variant)
 
     def _judged(self, rows: list[dict], name: str) -> Iterator[dict]:
         """One generation pass over solve rows, judged inside Ray workers; yields candidate rows."""

@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from importlib import resources
 
 from metamath_ray import storage
-from metamath_ray.augment import decontam, dedup, export, report
+from metamath_ray.augment import budget, decontam, dedup, export, report
 from metamath_ray.augment.config import AugmentConfig
 from metamath_ray.augment.registry import AUGMENTATIONS, augmentation
 from metamath_ray.engines.pricing import cost_usd, prices_per_1m
@@ -191,6 +191,7 @@ def build_stats(candidates: list[dict], kept: list[dict], dropped: list[dict], l
         "prices_per_1m_tokens": prices_per_1m(cfg.engine),  # the config's, which the cost figures assume
         "by_dataset_aug": table,
         "by_math_level_type": _math_level_type(candidates),
+        "by_difficulty": budget.difficulty_table(candidates, cfg.adaptive, cfg.budget_per_variant),
         "decontam_by_reference": _decontam_by_reference(dropped) if cfg.decontam.enabled else None,
         "per_seed_pass_rate": {f"{s}|{a}": round(acc / tot, 4) for (s, a), (acc, tot) in sorted(per_seed.items()) if tot},
         "wall_time_s": round(wall_s, 2),

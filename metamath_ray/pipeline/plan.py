@@ -10,7 +10,8 @@ Checks, each a one-line `PlanCheckError` when it fails (the CLI exits 2):
 The plan counts requests with the augment stage's own planning functions (`direct_variants`,
 `rewrite_rows`, `solve_rows`), so it counts what a run would send: direct variants exactly, rewrite
 variants as their requests (each accepted rewrite is at most one variant), the solve requests of
-round 0 (k per variant) and the adaptive worst case (max_attempts per variant). Tokens are
+round 0 (k per variant) and the adaptive worst case (max_attempts per variant; prop2diff: round 0
+plus at most budget_per_variant x variants). Tokens are
 estimates, stated as such where they are printed (see `ESTIMATES`).
 """
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 
 from metamath_ray import storage
 from metamath_ray.augment.base import Variant
+from metamath_ray.augment.budget import wave_budget
 from metamath_ray.augment.config import AugmentConfig
 from metamath_ray.augment.registry import augmentation
 from metamath_ray.pipeline.augment import direct_variants, rewrite_rows, solve_rows
@@ -199,7 +201,26 @@ def plan_augment(cfg: AugmentConfig, loaded: LoadedSeeds) -> AugmentPlan:
             cell.seeds += 1
             for variant in _variants_to_solve(seed, aug, cfg, cell, plan.rewrite, system_chars):
                 _count_solves(variant, seed, aug, cfg, cell, plan, system_chars)
+    if cfg.adaptive == "prop2diff":
+        plan.worst_case = _within_prop2diff_budget(plan.round0, plan.worst_case, plan.cells, cfg.budget_per_variant)
     return plan
+
+
+def _within_prop2diff_budget(round0: Pass, every_cap: Pass, cells: dict, budget_per_variant: float) -> Pass:
+    """prop2diff asks at most budget_per_variant x variants after round 0 (each wave its share, rounded
+    down): the worst case is round 0 plus that, or every variant to max_attempts if that is less. The
+    extra requests' tokens are counted pro rata (which variants get them depends on the answers)."""
+    variants = sum(c.variants + c.rewrite_requests for c in cells.values())
+    extra = every_cap.requests - round0.requests
+    allowed = wave_budget(variants, budget_per_variant)
+    if extra <= allowed:
+        return every_cap
+    scale = allowed / extra
+    return Pass(requests=round0.requests + allowed,
+                prompt_chars=round0.prompt_chars + round((every_cap.prompt_chars - round0.prompt_chars) * scale),
+                generated_tokens=round0.generated_tokens + round((every_cap.generated_tokens - round0.generated_tokens) * scale),
+                max_generated_tokens=round0.max_generated_tokens
+                + round((every_cap.max_generated_tokens - round0.max_generated_tokens) * scale))
 
 
 def _variants_to_solve(seed: dict, aug: str, cfg: AugmentConfig, cell: Cell, rewrite: Pass,
@@ -223,7 +244,7 @@ def _variants_to_solve(seed: dict, aug: str, cfg: AugmentConfig, cell: Cell, rew
 def _count_solves(variant: Variant, seed: dict, aug: str, cfg: AugmentConfig, cell: Cell, plan: AugmentPlan,
                   system_chars: int) -> None:
     budget = cfg.aug[aug]
-    worst = budget.max_attempts if cfg.adaptive else budget.k
+    worst = budget.k if cfg.adaptive == "off" else budget.max_attempts  # prop2diff: see _within_prop2diff_budget
     prompt = solve_rows(variant, seed, 0, 1, 0, cfg, 0)[0]["prompt"]  # the exact prompt the run sends k times
     expected = GENERATED_TOKENS_PER_SOLUTION.get(seed["dataset"], GENERATED_TOKENS_PER_SOLUTION["math"])
     plan.round0.add(budget.k, len(prompt) + system_chars, expected, cfg.sampling.max_tokens)
@@ -288,7 +309,8 @@ def dry_run_augment(cfg: AugmentConfig) -> list[str]:
 
 def plan_lines(plan: AugmentPlan, cfg: AugmentConfig) -> list[str]:
     """The plan as a reader sees it: per dataset x augmentation, then per pass, then the bill."""
-    lines = [f"  teacher: {cfg.engine.kind} {cfg.engine.model}; adaptive={cfg.adaptive}",
+    budget_note = f" (budget {cfg.budget_per_variant:g} extra per variant)" if cfg.adaptive == "prop2diff" else ""
+    lines = [f"  teacher: {cfg.engine.kind} {cfg.engine.model}; adaptive={cfg.adaptive}{budget_note}",
              f"  {'dataset':8} {'aug':11} {'seeds':>6} {'variants':>9} {'rewrite req':>11} {'round 0':>8} {'worst case':>10}"]
     for (dataset, aug), c in sorted(plan.cells.items(), key=lambda kv: (kv[0][0], cfg.augmentations.index(kv[0][1]))):
         variants = f"{c.variants:,}" if not c.rewrite_requests else f"<={c.rewrite_requests:,}"

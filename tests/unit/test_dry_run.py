@@ -114,6 +114,21 @@ def test_plan_counts_exactly_the_solve_requests_of_a_run(tmp_path, monkeypatch, 
     assert planned.seeds == {"gsm8k": 4, "math": 4}
 
 
+@pytest.mark.parametrize("budget_per_variant", [0.5, 100])
+def test_plan_bounds_the_prop2diff_requests_of_a_run(tmp_path, monkeypatch, budget_per_variant):
+    """Every answer wrong: prop2diff spends its whole budget (0.5 per variant) or, when that is more
+    than every variant's max_attempts allows (100), stops at the caps: the plan's worst case either way."""
+    cfg = AugmentConfig(output=str(tmp_path), augmentations=["AnsAug", "FOBAR"], limit=4, adaptive="prop2diff",
+                        budget_per_variant=budget_per_variant)
+    loaded = load_seeds(cfg.seeds, limit=cfg.limit)
+    sent: list[dict] = []
+    monkeypatch.setattr(augment_stage, "generate", _record_generate(sent, "So x = 1.\nThe answer is: -98765"))
+    augment_stage.AugmentJob(cfg).run_chunks({0: loaded.seeds})
+    planned = plan.plan_augment(cfg, loaded)
+    assert planned.worst_case.requests == len(sent) > planned.round0.requests
+    assert {r["round"] for r in sent} == {0, 1}
+
+
 def test_plan_counts_exactly_the_rewrite_requests_of_a_run(tmp_path, monkeypatch):
     cfg = AugmentConfig(output=str(tmp_path), augmentations=["Rephrasing", "SV"], limit=3)
     loaded = load_seeds(cfg.seeds, limit=cfg.limit)

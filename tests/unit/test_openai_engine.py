@@ -306,6 +306,9 @@ def _old_config_hash(cfg) -> str:
     new_fields = {"chat", "system_prompt", "base_url", "api", "api_key_env", "qps", "max_concurrent_requests",
                   "max_retries", "request_timeout_s", "price_per_1m_input_tokens", "price_per_1m_output_tokens"}
     payload = cfg.model_dump(exclude=_PLACEMENT_KEYS, mode="json")
+    # `adaptive` was a bool then, and budget_per_variant did not exist
+    payload["adaptive"] = {"uniform": True, "off": False}[payload["adaptive"]]
+    payload.pop("budget_per_variant")
     payload["engine"] = {k: v for k, v in payload["engine"].items()
                          if k not in old_placement | new_fields and not (k == "script" and v is None)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
