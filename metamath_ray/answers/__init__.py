@@ -7,18 +7,22 @@ Public API:
 - `is_equivalent(pred, gold)`: conservative, never raises, bounded time per call.
 - `normalize_answer(ans)`: canonical display string (equal numbers give equal strings).
 - `warm_up()`: pay sympy's import and parser start-up before timed work.
+- `malformed_answer(text)`: why a text cannot be a final answer (soup, control bytes), or None.
 """
 
 from .equivalence import is_equivalent
 from .extract import extract_answer, extract_boxed, extract_gsm8k_gold
 from .normalize import normalize_answer
 from .symbolic import warm_up, warm_up_once
+from .wellformed import is_well_formed_answer, malformed_answer
 
 __all__ = [
     "extract_answer",
     "extract_boxed",
     "extract_gsm8k_gold",
     "is_equivalent",
+    "is_well_formed_answer",
+    "malformed_answer",
     "normalize_answer",
     "warm_up",
     "warm_up_once",

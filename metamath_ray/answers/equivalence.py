@@ -17,12 +17,15 @@ and 0.1 without a percent sign differ.
 
 from __future__ import annotations
 
+import re
 import time
 
+from .extract import extract_answer
 from .normalize import answer_part, clean_latex
 from .numeric import format_number, parse_number
 from .structure import text_key, parse_answer
 from .symbolic import symbolic_equal
+from .wellformed import MAX_ANSWER_CHARS as MAX_WELL_FORMED_CHARS, malformed_answer
 
 TIME_BUDGET_S = 0.9  # per call, so that the worst case stays under one second
 MAX_ANSWER_CHARS = 5_000  # longer "answers" (after extraction) are compared as strings only
@@ -116,6 +119,19 @@ def _clean(answer: str) -> str:
     return clean_latex(answer_part(answer))
 
 
+# A text that marks its answer is judged by that answer; unmarked prose is judged whole, so
+# "row13 disindraw whe perimeter 100 ook will" is not reduced to its last number first.
+_MARKED = re.compile(r"\\boxed|\\fbox|[Aa]nswer is|Final Answer|####")
+
+
+def _malformed(answer: str) -> bool:
+    if len(answer) > MAX_WELL_FORMED_CHARS and _MARKED.search(answer[-MAX_WELL_FORMED_CHARS:]):
+        answer = answer[-MAX_WELL_FORMED_CHARS:]  # a long response: only its end can be the answer
+    if _MARKED.search(answer):
+        answer = extract_answer(answer) or answer
+    return malformed_answer(answer) is not None
+
+
 def is_equivalent(pred: str, gold: str) -> bool:
     """True when the predicted answer has the same value as the gold answer.
 
@@ -126,6 +142,10 @@ def is_equivalent(pred: str, gold: str) -> bool:
         if not isinstance(pred, str) or not isinstance(gold, str):
             return False
         deadline = time.monotonic() + TIME_BUDGET_S
+        if pred.strip() == gold.strip():
+            return bool(pred.strip())
+        if _malformed(pred) or _malformed(gold):
+            return False
         p, g = _clean(pred), _clean(gold)
         if not p or not g:
             return False

@@ -87,6 +87,8 @@ def solve_prompt(query: str, dataset: str) -> str:
     return f"{_PREFIXES[dataset]}Question: {query.strip()}\nAnswer:"
 
 
+MAX_REJECTED_PREDICTION_CHARS = 200  # a malformed "answer" can be a whole response; keep its head
+
 _ANSWER_LINE = re.compile(r"(?im)^\s*The answer is:?\s*(.*)$")
 # A chain of thought must *state* its final answer; the verifier's last-number fallback is for
 # evaluation, never for training data (a random model's gibberish often ends in a number).
@@ -111,7 +113,7 @@ def judge(response: str, expected: str, dataset: str) -> Verdict:
     Accepted responses end with exactly one "The answer is: X" line (MetaMathQA's format), where X
     is the model's own answer string.
     """
-    from metamath_ray.answers import extract_answer, is_equivalent
+    from metamath_ray.answers import extract_answer, is_equivalent, malformed_answer
 
     text = clean_response(response or "")
     if not text:
@@ -120,6 +122,10 @@ def judge(response: str, expected: str, dataset: str) -> Verdict:
     if predicted is None or not predicted.strip():
         return Verdict(False, None, "no_answer", text)
     predicted = predicted.strip()
+    # Before comparing: a random model's "#### row13 disindraw whe perimeter 100 ook" ends in the
+    # gold number, and the comparison alone would read it as 100.
+    if malformed_answer(predicted) is not None:
+        return Verdict(False, predicted[:MAX_REJECTED_PREDICTION_CHARS], "malformed_answer", text)
     if not is_equivalent(predicted, expected):
         return Verdict(False, predicted, "wrong_answer", text)
     body = _ANSWER_LINE.sub("", text).rstrip()

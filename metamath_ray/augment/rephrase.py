@@ -9,6 +9,8 @@ rephrased question, symbolically for MATH) or a `Rejection`:
   answer_leaked    the rewrite states the gold answer, which the question did not
   too_long         far longer than the question (the model went on to solve it)
   lost_figure      a MATH problem's [asy] figure was dropped
+  malformed        it does not read as a question of its seed (subword soup, control bytes,
+                   nothing shared with the seed; `text_quality.unreadable`)
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
-from metamath_ray.augment import numbers
+from metamath_ray.augment import numbers, text_quality
 from metamath_ray.augment.base import Rejection, Variant
 from metamath_ray.augment.protocol import Augmentation, settings_with_defaults
 
@@ -101,6 +103,9 @@ def check_rewrite(rewrite: str, seed: dict) -> Rejection | None:
         return Rejection("too_long", f"{len(rewrite)} chars for a {len(question)}-char question")
     if _is_copy(rewrite, question):
         return Rejection("copied_question")
+    unreadable = text_quality.unreadable(rewrite, question)
+    if unreadable is not None:
+        return Rejection("malformed", unreadable)
     if _ANSWER_PHRASE.search(rewrite) or (
             _mentions(rewrite, answer, dataset) and not _mentions(question, answer, dataset)):
         return Rejection("answer_leaked", rewrite[:200])

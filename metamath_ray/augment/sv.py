@@ -15,6 +15,8 @@ whose `expected` is the masked value, or a `Rejection` when the rewrite is unusa
   gives_unknown        the statement gives the masked value away ("x = 5", or 5 reappears)
   lost_unknown         the asking sentence held x and the statement dropped it
   too_long             far longer than the sentence it rewrites (the model rambled on)
+  malformed            it does not read as a statement of its seed (subword soup, control
+                       bytes, nothing shared with the seed; `text_quality.unreadable`)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from metamath_ray.augment import backward, numbers
+from metamath_ray.augment import backward, numbers, text_quality
 from metamath_ray.augment.base import Rejection, Variant
 from metamath_ray.augment.protocol import Augmentation, settings_with_defaults
 
@@ -239,7 +241,9 @@ def _gives_unknown(statement: str, ask: str, span: numbers.NumberSpan, answer: s
 
 
 def check_statement(statement: str, ask: str, answer: str, span: numbers.NumberSpan,
-                    dataset: str) -> Rejection | None:
+                    dataset: str, question: str = "") -> Rejection | None:
+    """Why the statement cannot replace `ask`, or None. `question`: the whole seed question, whose
+    words (names, nouns) a good statement reuses; the asking sentence alone when not given."""
     var = numbers.unknown_var(dataset)
     if not statement:
         return Rejection("empty_rewrite")
@@ -247,6 +251,9 @@ def check_statement(statement: str, ask: str, answer: str, span: numbers.NumberS
         return Rejection("still_asks_question", statement[:200])
     if len(statement) > 3 * len(ask) + len(answer) + 80:
         return Rejection("too_long", f"{len(statement)} chars for a {len(ask)}-char question")
+    unreadable = text_quality.unreadable(statement, question or ask)
+    if unreadable is not None:
+        return Rejection("malformed", unreadable)
     if not states_answer(statement, answer, dataset):
         return Rejection("answer_missing", statement[:200])
     if numbers.has_free_variable(ask, var) and not numbers.has_free_variable(statement, var):
@@ -271,7 +278,7 @@ def parse_rewrite(seed: dict, text: str, variant: int) -> Variant | Rejection:
     statement = _clean(text or "")
     if statement and statement[-1] not in ".!$":
         statement += "."
-    rejection = check_statement(statement, ask, answer, span, seed["dataset"])
+    rejection = check_statement(statement, ask, answer, span, seed["dataset"], seed["question"])
     if rejection is not None:
         return rejection
     return Variant(

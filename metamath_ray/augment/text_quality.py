@@ -1,0 +1,66 @@
+"""Does a rewrite read as text? The one check Rephrasing and SV share before any solving.
+
+A random or broken model's rewrite is subword soup ("rowhe perimeter 13ook will disindraw"): it
+passes every check about numbers and answers, then becomes an exported question. A rewrite reads
+as text when it is printable, holds no number glued into a word, most of its words are words
+(the ~10,000 words of GSM8K and MATH, see `answers.wellformed`, or words of its own seed), and
+it shares content with the seed it rewrites. Otherwise the augmentation refuses it as
+`Rejection("malformed", why)`, recorded as `rewrite_malformed`.
+
+Pure and bounded: one regex scan of a text whose length the callers have already capped.
+"""
+
+from __future__ import annotations
+
+import re
+
+from metamath_ray.answers.wellformed import has_unprintable, scan_tokens
+
+# Share of a rewrite's words that must be words; real rewrites (tests/unit/test_text_quality.py)
+# score 0.9-1.0 and a random model's soup 0.3-0.6.
+MIN_KNOWN_SHARE = 0.8
+# Share of its content words a rewrite must take from its seed: a paraphrase keeps the names and
+# nouns (real ones keep 0.4-1.0), soup picks words from everywhere.
+MIN_SEED_SHARE = 0.3
+# Below this many words the shares say nothing ("He paid $110.", "$\binom{X}{2} = 28$.").
+MIN_WORDS_TO_JUDGE = 4
+MIN_CONTENT_TO_JUDGE = 3  # "The value of $X$ is 5." has one content word, which its seed may lack
+
+_WORD = re.compile(r"[A-Za-z]{2,}")
+# Words that carry no content: sharing them with the seed shows nothing.
+_FUNCTION_WORDS = frozenset(
+    "the a an of to in on at by for with and or but if then than that this these those is are was "
+    "were be been being has have had do does did will would can could should may might must it its "
+    "he she they we you i his her their our your him them us me what which who whom whose how when "
+    "where why there here as so not no all each every any some many much more most less few from "
+    "into out up down over after before about per one two three".split()
+)
+
+
+def seed_words(text: str) -> frozenset[str]:
+    """The lower-cased words of a seed question (names, rare nouns count as words in a rewrite)."""
+    return frozenset(w.lower() for w in _WORD.findall(text))
+
+
+def _content(words: list[str]) -> list[str]:
+    return [w for w in (x.lower() for x in words) if w not in _FUNCTION_WORDS]
+
+
+def unreadable(rewrite: str, seed_question: str) -> str | None:
+    """Why `rewrite` does not read as a rewrite of `seed_question`, or None when it does."""
+    if has_unprintable(rewrite):
+        return "control or non-printable characters"
+    own = seed_words(seed_question)
+    scan = scan_tokens(rewrite, own)
+    glued = [t for t in scan.glued if t not in seed_question]
+    if glued:
+        return f"number inside a word: {' '.join(glued[:3])}"
+    if scan.words < MIN_WORDS_TO_JUDGE:
+        return None
+    if len(scan.known) < MIN_KNOWN_SHARE * scan.words:
+        return f"{len(scan.unknown)} of {scan.words} words are not words: {' '.join(scan.unknown[:5])}"
+    content = _content(scan.known)
+    shared = [w for w in content if w in own]
+    if len(content) >= MIN_CONTENT_TO_JUDGE and len(shared) < MIN_SEED_SHARE * len(content):
+        return f"shares {len(shared)} of {len(content)} content words with its seed"
+    return None
