@@ -1,0 +1,626 @@
+"""Arithmetic step checking: recompute every explicit arithmetic claim of a chain of thought.
+
+A *claim* is two sides of an `=` (or `≈`) that are both plain arithmetic: `5 * 4 = 20`,
+`48/2 = $24 clips`, `$20 \\times 5.50 = 110$`, `\\frac{3}{4} \\cdot 8 = 6`, every link of a chain
+`a = b = c`, and GSM8K calculator annotations `<<48/2=24>>`. Both sides are recomputed exactly as
+`fractions.Fraction` by a small recursive-descent parser (never `eval`).
+
+Conservative by design: a false "wrong step" throws away a correct solution, so a side that holds a
+variable (`2x = 10`, `x + 5 = 10`), a function (`\\sin 30`, `f(2)`), an irrational value (`\\sqrt{2}`),
+an ambiguous form (`2\\frac{1}{2}`: mixed number or product; `2^10` in LaTeX) or anything else the
+parser does not read is skipped, never guessed. Rounding the text states is allowed within the
+stated precision: a result written with fewer decimals than its exact value (`10/3 = 3.33`, money
+to cents, `7/2 = 3` whole items), and, after "≈" / "about" / "approximately" / "rounded", to the
+stated last digit (`≈ 1,200`). A percent is read both as /100 and as a plain number.
+
+Bounded time: the text, the number of claims, literal sizes, exponents and intermediate values
+are capped (see the constants below); anything past a cap is skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Iterator
+
+MAX_TEXT_CHARS = 20_000  # a longer response is checked on its first 20,000 characters
+MAX_CLAIMS = 300  # `=` signs examined per response
+MAX_LITERAL_DIGITS = 40  # a longer number literal is not arithmetic a solution states
+MAX_EXPONENT = 64  # |n| in a^n
+MAX_VALUE_BITS = 4_096  # numerator/denominator size of any intermediate value
+MAX_SIDE_TOKENS = 80  # a longer side is not one stated calculation
+
+
+class Unreadable(Exception):
+    """A side the parser does not read exactly: the claim is skipped."""
+
+
+@dataclass(frozen=True)
+class WrongStep:
+    """An arithmetic claim that does not hold: `claim` as written, `computed` = what the
+    calculation side really is, `stated` = the side the text gives as its result."""
+
+    claim: str
+    computed: Fraction
+    stated: str
+
+    def describe(self) -> str:
+        return f"{self.claim!r}: {self.stated} stated, {_show(self.computed)} computed"
+
+
+@dataclass
+class StepReport:
+    """All claims of one text: how many were recomputed, skipped, and the wrong ones in order."""
+
+    checked: int = 0
+    skipped: int = 0
+    wrong: list[WrongStep] = field(default_factory=list)
+
+
+def _show(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    as_float = float(value)
+    return f"{value.numerator}/{value.denominator} (≈{as_float:.6g})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokens
+
+_TOKEN = re.compile(
+    r"(?P<NL>\n)"
+    r"|(?P<SP>[ \t\r\f\v]+|\\\$|\$|~|&|\\[,;:! ]|\\q?quad(?![A-Za-z])|\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])|\\displaystyle"
+    r"|\\[()\[\]]|\^\s*\{?\s*\\circ\s*\}?|°)"
+    r"|(?P<REL><=|>=|==|=>|=<|!=|:=|≤|≥|≠|\\neq?\b)"
+    r"|(?P<EQ>=|≈|\\approx(?![A-Za-z]))"
+    r"|(?P<NUM>\d{1,3}(?:(?:,|\{,\}|,\\!)\d{3})+(?![\d])(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"|(?P<OP>\\times(?![A-Za-z])|\\cdot(?![A-Za-z])|\\div(?![A-Za-z])|[+\-*/^×·÷−–⋅∙])"
+    r"|(?P<PCT>\\%|%)"
+    r"|(?P<LP>[(\[])|(?P<RP>[)\]])|(?P<LB>\{)|(?P<RB>\})"
+    r"|(?P<FRAC>\\[dt]?frac(?![A-Za-z]))|(?P<SQRT>\\sqrt(?![A-Za-z]))"
+    r"|(?P<TEXT>\\(?:text|mbox|textbf|textit|textrm|mathrm|mathbf|operatorname)\s*\{[^{}]*\})"
+    r"|(?P<CMD>\\[A-Za-z]+|\\.)"
+    r"|(?P<WORD>[^\W\d_]+)"
+    r"|(?P<PUNCT>.)",
+    re.DOTALL,
+)
+_OP_NORMAL = {"\\times": "*", "\\cdot": "*", "×": "*", "·": "*", "⋅": "*", "∙": "*",
+              "\\div": "/", "÷": "/", "−": "-", "–": "-"}
+_ARITH = {"NUM", "OP", "PCT", "LP", "RP", "LB", "RB", "FRAC", "SQRT", "SP"}
+_OPENERS, _CLOSERS = {"LP", "LB"}, {"RP", "RB"}
+# Words and commands that may sit next to a side without being part of it (units, prose, layout).
+_SAFE_CMDS = {"\\quad", "\\qquad", "\\implies", "\\Rightarrow", "\\rightarrow", "\\to", "\\Longrightarrow",
+              "\\therefore", "\\hline", "\\boxed", "\\fbox", "\\text",
+              "\\%", "\\$", "\\le", "\\ge", "\\leq", "\\geq", "\\lt", "\\gt", "\\ne", "\\neq", "\\approx",
+              "\\iff", "\\because", "\\and", "\\mbox", "\\textbf", "\\label", "\\tag", "\\nonumber"}
+_SAFE_PUNCT = set(',.;:?"')
+_APPROX_WORDS = {"about", "approximately", "approx", "roughly", "around", "nearly", "almost"}
+_APPROX_CONTEXT = re.compile(r"approx|about|round|nearest|estimat|≈|\\approx", re.IGNORECASE)
+_FRESH_LETTERS = {"a", "A", "I"}  # one-letter words that are English, not variables
+_HUNDREDTHS_WORDS = {"cents", "cent", "percent", "pence"}  # `$1 / 2 = 50 cents`
+# Lines about digits and remainders use `=` for congruence: `7 \cdot 3 = 1` (the units digit).
+_MODULAR_CONTEXT = re.compile(r"digit|\\?mod\b|\\equiv|remainder|\\pmod", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str
+    text: str
+    start: int
+    end: int
+    source: str = ""  # as written, before normalising (`\\times` for the OP `*`)
+
+
+def _tokens(text: str) -> list[Token]:
+    out = []
+    for m in _TOKEN.finditer(text):
+        kind, value = m.lastgroup, m.group()
+        if kind == "OP":
+            value = _OP_NORMAL.get(value, value)
+        out.append(Token(kind, value, m.start(), m.end(), m.group()))
+    return _times_letters(out)
+
+
+def _times_letters(tokens: list[Token]) -> list[Token]:
+    """`3 x 4` and `3x4` are products (GSM8K writes them); any other `x` is a variable."""
+    solid = [t for t in tokens if t.kind != "SP"]
+    index = {id(t): i for i, t in enumerate(solid)}
+    out = []
+    for t in tokens:
+        if t.kind == "WORD" and t.text in ("x", "X"):
+            i = index[id(t)]
+            before = solid[i - 1] if i > 0 else None
+            after = solid[i + 1] if i + 1 < len(solid) else None
+            if (before and before.kind in ("NUM", "RP", "PCT") and after and after.kind in ("NUM", "LP")
+                    and not (before.end == t.start and t.end == after.start and before.kind != "NUM")):
+                t = Token("OP", "*", t.start, t.end, t.text)
+        out.append(t)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact evaluation of one side
+
+
+def _checked(value: Fraction) -> Fraction:
+    if value.numerator.bit_length() > MAX_VALUE_BITS or value.denominator.bit_length() > MAX_VALUE_BITS:
+        raise Unreadable("value too large")
+    return value
+
+
+def _literal(text: str) -> Fraction:
+    digits = re.sub(r"\{,\}|,\\!|,", "", text)
+    if len(digits) > MAX_LITERAL_DIGITS:
+        raise Unreadable("literal too long")
+    if len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
+        raise Unreadable("a clock time or a code: 0900")
+    return Fraction(digits)
+
+
+class _Parser:
+    """expr := term (+|- term)*; term := unary (*|/|implicit unary)*; unary := -unary | power;
+    power := postfix (^ exponent)?; postfix := primary %?; primary := number | (expr) | {expr}
+    | \\frac{a}{b} | \\sqrt{a}. `percent` says what `%` means: /100 (True) or nothing (False)."""
+
+    def __init__(self, tokens: list[Token], percent: bool, nested_division: bool = False):
+        self.toks = [t for t in tokens if t.kind != "SP"]
+        self.i = 0
+        self.percent = percent
+        self.nested_division = nested_division  # `25 / 1/3` read as 25 / (1/3), as GSM8K means it
+
+    def parse(self) -> Fraction:
+        if not self.toks or len(self.toks) > MAX_SIDE_TOKENS:
+            raise Unreadable("empty or too long")
+        value = self.expr()
+        if self.i != len(self.toks):
+            raise Unreadable(f"unread {self.toks[self.i].text!r}")
+        return value
+
+    def peek(self, offset: int = 0) -> Token | None:
+        j = self.i + offset
+        return self.toks[j] if j < len(self.toks) else None
+
+    def take(self, kind: str, text: str | None = None) -> Token:
+        t = self.peek()
+        if t is None or t.kind != kind or (text is not None and t.text != text):
+            raise Unreadable(f"expected {text or kind}")
+        self.i += 1
+        return t
+
+    def expr(self) -> Fraction:
+        value = self.term()
+        while (t := self.peek()) and t.kind == "OP" and t.text in "+-":
+            self.i += 1
+            rhs = self.term()
+            value = _checked(value + rhs if t.text == "+" else value - rhs)
+        return value
+
+    def term(self) -> Fraction:
+        value = self.unary()
+        while (t := self.peek()) is not None:
+            if t.kind == "OP" and t.text in "*/":
+                self.i += 1
+                rhs = self.unary()
+                if t.text == "/" and self.nested_division and (n := self.peek()) and n.kind == "OP" and n.text == "/":
+                    self.i += 1
+                    divisor = self.unary()
+                    rhs = rhs / divisor if divisor else rhs
+                if t.text == "/" and rhs == 0:
+                    raise Unreadable("division by zero")
+                value = _checked(value * rhs if t.text == "*" else value / rhs)
+            elif t.kind in ("LP", "SQRT") and self.toks[self.i - 1].kind in ("NUM", "RP", "RB"):
+                value = _checked(value * self.unary())  # 2(3+4), (2)(3), 2\sqrt{9}
+            elif t.kind in ("NUM", "FRAC", "LB"):
+                raise Unreadable("juxtaposed numbers")  # `2\frac12` (mixed number or product?), `2 3`
+            else:
+                break
+        return value
+
+    def unary(self) -> Fraction:
+        t = self.peek()
+        if t is not None and t.kind == "OP" and t.text in "+-":
+            self.i += 1
+            value = self.unary()
+            return -value if t.text == "-" else value
+        return self.power()
+
+    def power(self) -> Fraction:
+        base = self.postfix()
+        t = self.peek()
+        if t is None or t.kind != "OP" or t.text != "^":
+            return base
+        self.i += 1
+        nxt = self.peek()
+        if nxt is not None and nxt.kind == "NUM":
+            if len(nxt.text) != 1:
+                raise Unreadable("2^10: LaTeX reads 2^1 0, prose 2^{10}")
+            self.i += 1
+            exponent = Fraction(nxt.text)
+        elif nxt is not None and nxt.kind in ("LB", "LP"):
+            exponent = self.primary()
+        elif nxt is not None and nxt.kind == "OP" and nxt.text == "-":
+            self.i += 1
+            exponent = -self.power_operand()
+        else:
+            raise Unreadable("exponent")
+        return _power(base, exponent)
+
+    def power_operand(self) -> Fraction:
+        t = self.peek()
+        if t is not None and t.kind == "NUM" and len(t.text) == 1:
+            self.i += 1
+            return Fraction(t.text)
+        return self.primary()
+
+    def postfix(self) -> Fraction:
+        value = self.primary()
+        t = self.peek()
+        if t is not None and t.kind == "PCT":
+            self.i += 1
+            value = value / 100 if self.percent else value
+        return value
+
+    def primary(self) -> Fraction:
+        t = self.peek()
+        if t is None:
+            raise Unreadable("missing operand")
+        if t.kind == "NUM":
+            self.i += 1
+            return _literal(t.text)
+        if t.kind in _OPENERS:
+            self.i += 1
+            value = self.expr()
+            self.take("RB" if t.kind == "LB" else "RP")
+            return value
+        if t.kind == "FRAC":
+            self.i += 1
+            num, den = self.group(), self.group()
+            if den == 0:
+                raise Unreadable("division by zero")
+            return _checked(num / den)
+        if t.kind == "SQRT":
+            self.i += 1
+            return _exact_sqrt(self.group())
+        raise Unreadable(f"unexpected {t.text!r}")
+
+    def group(self) -> Fraction:
+        self.take("LB")
+        value = self.expr()
+        self.take("RB")
+        return value
+
+
+def _power(base: Fraction, exponent: Fraction) -> Fraction:
+    if exponent.denominator != 1 or abs(exponent) > MAX_EXPONENT:
+        raise Unreadable("exponent")
+    n = int(exponent)
+    if base == 0 and n < 0:
+        raise Unreadable("division by zero")
+    size = max(abs(base.numerator).bit_length(), base.denominator.bit_length())
+    if size * abs(n) > MAX_VALUE_BITS:
+        raise Unreadable("power too large")
+    return base**n
+
+
+def _exact_sqrt(value: Fraction) -> Fraction:
+    """The square root when it is rational; anything else is skipped, not approximated."""
+    if value < 0:
+        raise Unreadable("negative root")
+    num, den = _isqrt_exact(value.numerator), _isqrt_exact(value.denominator)
+    if num is None or den is None:
+        raise Unreadable("irrational root")
+    return Fraction(num, den)
+
+
+def _isqrt_exact(n: int) -> int | None:
+    from math import isqrt
+
+    r = isqrt(n)
+    return r if r * r == n else None
+
+
+def side_values(tokens: list[Token]) -> set[Fraction]:
+    """Every reading of one side: one, or two when a `%` may mean /100 or a plain number."""
+    percents = (True, False) if any(t.kind == "PCT" for t in tokens) else (True,)
+    nestings = (False, True) if sum(t.text == "/" for t in tokens) >= 2 else (False,)
+    return {_Parser(tokens, percent, nested).parse() for percent in percents for nested in nestings}
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the two sides of each `=`
+
+# Words that join numbers into one calculation ("20% of 50 + 10"): a side next to one is unread.
+_OPERATOR_WORDS = {"of", "times", "by", "plus", "minus", "over", "per", "divided", "multiplied", "into",
+                   "than", "twice", "half", "double", "triple", "thrice", "squared", "cubed", "less",
+                   "more", "and", "from"}
+_LATEX_PREP = [
+    (re.compile(r"\\(?:begin|end)\s*\{[^{}]*\}"), "\n"),
+    (re.compile(r"\\\\\s*(?:\\hline\s*)?&"), " "),  # align rows continue the previous one: `\\ &= 7`
+    (re.compile(r"\\\\"), "\n"),
+    (re.compile(r"(\\[dt]?frac)\s*(\d)\s*(\d)"), r"\1{\2}{\3}"),  # \frac12
+    (re.compile(r"(\\[dt]?frac)\s*(\{[^{}]*\})\s*(\d)"), r"\1\2{\3}"),  # \frac{1}2
+    (re.compile(r"(\\[dt]?frac)\s*(\d)\s*\{"), r"\1{\2}{"),  # \frac1{2}
+    (re.compile(r"\\sqrt\s*(\d)"), r"\\sqrt{\1}"),
+]
+_ANNOTATION = re.compile(r"<<([^<>]{1,400})>>")
+
+
+@dataclass(frozen=True)
+class _Claim:
+    left: list[Token]
+    right: list[Token]
+    text: str
+    approx: bool
+    tally: bool = False  # the right side opens with a running total: `5 + 3 = 8 + 2 = 10`
+    hundredths: bool = False  # the result is stated in cents or percent: `$1 / 2 = 50 cents`
+
+
+def _strip_space(run: list[Token]) -> list[Token]:
+    lo, hi = 0, len(run)
+    while lo < hi and run[lo].kind == "SP":
+        lo += 1
+    while hi > lo and run[hi - 1].kind == "SP":
+        hi -= 1
+    return run[lo:hi]
+
+
+def _balanced_core(run: list[Token], open_edge: bool) -> list[Token] | None:
+    """Drop unmatched openers at the start (`open_edge`, left sides: `(48/2 = 24`) or unmatched
+    closers at the end (right sides: `= 24)`); any other imbalance is unread."""
+    run = list(run)
+    while True:
+        depth, lowest = 0, 0
+        for t in run:
+            depth += (t.kind in _OPENERS) - (t.kind in _CLOSERS)
+            lowest = min(lowest, depth)
+        if open_edge and depth > 0 and lowest == 0 and run and run[0].kind in _OPENERS:
+            run = _strip_space(run[1:])
+        elif not open_edge and depth < 0 and run and run[-1].kind in _CLOSERS:
+            run = _strip_space(run[:-1])
+        else:
+            return run if depth == 0 and lowest == 0 and run else None
+
+
+def _neighbour(tokens: list[Token], index: int, step: int) -> Token | None:
+    while 0 <= index < len(tokens):
+        if tokens[index].kind != "SP":
+            return tokens[index]
+        index += step
+    return None
+
+
+def _touching(tokens: list[Token], lo: int, hi: int) -> bool:
+    """No space and no `$` between tokens lo and hi (`a\\left(`, `2x`, `355\\boxed{680}`)."""
+    return all(not t.text.isspace() and "$" not in t.text for t in tokens[lo + 1:hi])
+
+
+def _fence_is_foreign(tokens: list[Token], stop_index: int, edge_index: int, step: int) -> bool:
+    """Whether the token that ends a side (`stop`) makes the side part of something larger:
+    a variable or function (`2x`, `f(2)`, `\\sin 30`), an operator word (`20% of 50`), a time
+    (`2:30`), a factorial, a series (`3 + 7 + \\ldots`), a calculation going on past a line
+    break or a unit (`7\\cdot 6\\cdot\\n5`, `5 apples + 3`)."""
+    if not 0 <= stop_index < len(tokens):
+        return False
+    stop = tokens[stop_index]
+    if stop.kind in ("EQ", "REL"):
+        return False
+    touching = _touching(tokens, *sorted((stop_index, edge_index)))
+    beyond = _neighbour(tokens, stop_index + step, step)
+    if beyond is not None and beyond.kind == "OP":
+        return True
+    if stop.kind in ("WORD", "TEXT"):
+        if stop.kind == "WORD" and (touching or stop.text.lower() in _OPERATOR_WORDS
+                                    or (len(stop.text) == 1 and stop.text not in _FRESH_LETTERS)):
+            return True
+        return beyond is not None and beyond.kind in ("NUM", "PCT", "RP", "RB", "LP", "FRAC", "SQRT")
+    if stop.kind == "CMD":
+        return stop.text not in _SAFE_CMDS or (touching and stop.text in ("\\boxed", "\\fbox"))
+    if stop.kind == "PUNCT":
+        if step < 0:
+            return (touching and stop.text != '"') or (stop.text in ".," and beyond is not None and beyond.kind == "NUM")
+        glued = beyond is not None and beyond.start == stop.end and not beyond.text.isspace()
+        return touching and (stop.text not in _SAFE_PUNCT or (stop.text in ",:." and glued))
+    return False
+
+
+def _left_side(tokens: list[Token], eq: int) -> tuple[list[Token], int, int] | None:
+    """The side before `=`: (tokens, where it starts in the text, index of the token before it)."""
+    j = eq - 1
+    while j >= 0 and tokens[j].kind in _ARITH:
+        j -= 1
+    edge = j + 1
+    while edge < eq and tokens[edge].kind == "SP":
+        edge += 1
+    raw = _strip_space(tokens[j + 1:eq])
+    if not raw or _fence_is_foreign(tokens, j, edge, -1):
+        return None
+    run = _balanced_core(raw, open_edge=True)
+    if not run or run[-1].kind == "OP":
+        return None
+    first = run[0]
+    if first.kind == "OP" and (first.text != "-" or _minus_is_binary(tokens, j)):
+        return None  # `x + 5 = 10`, `knives - 5 = 10`: the left side continues past the stop
+    stop = tokens[j] if j >= 0 else None
+    if stop is not None and stop.kind in ("WORD", "TEXT") and (
+            all(t.kind != "OP" for t in run) or _is_hyphen_chain(run)):
+        return None  # `Week 2 = ...`, `half of 48 = 24`, `Weeks 1-2 = 96 - 70`: labels and phrases
+    return run, raw[0].start, j
+
+
+def _minus_is_binary(tokens: list[Token], stop_index: int) -> bool:
+    stop = tokens[stop_index] if stop_index >= 0 else None
+    return stop is not None and (stop.kind in ("WORD", "TEXT", "CMD", "NUM")
+                                 or (stop.kind == "PUNCT" and stop.text in "!|'_"))
+
+
+def _is_hyphen_chain(run: list[Token]) -> bool:
+    """`6-8-10`, `1-2`: numbers joined by touching hyphens (a triangle's sides, a range)."""
+    solid = [t for t in run if t.kind != "SP"]
+    if len(solid) < 3 or len(solid) != len(run) or len(solid) % 2 == 0:
+        return False
+    return all(t.kind == ("NUM" if i % 2 == 0 else "OP") and (i % 2 == 0 or t.text == "-")
+               for i, t in enumerate(solid)) and all(a.end == b.start for a, b in zip(solid, solid[1:]))
+
+
+def _right_side(tokens: list[Token], eq: int) -> tuple[list[Token], bool, int] | None:
+    """The side after `=`: (tokens, approximate?, index of the token that ends it)."""
+    j = eq + 1
+    approx = tokens[eq].text != "="
+    while j < len(tokens) and tokens[j].kind == "SP":
+        j += 1
+    if j < len(tokens) and tokens[j].kind == "WORD" and tokens[j].text.lower() in _APPROX_WORDS:
+        approx, j = True, j + 1
+    start = j
+    while j < len(tokens) and tokens[j].kind in _ARITH:
+        j += 1
+    edge = j - 1
+    while edge >= start and tokens[edge].kind == "SP":
+        edge -= 1
+    raw = _strip_space(tokens[start:j])
+    if not raw or _fence_is_foreign(tokens, j, edge, 1):
+        return None
+    run = _balanced_core(raw, open_edge=False)
+    if not run or run[-1].kind == "OP" or (run[0].kind == "OP" and run[0].text != "-"):
+        return None
+    return run, approx, j
+
+
+
+def _claims(text: str) -> Iterator[_Claim]:
+    tokens = _tokens(text)
+    equals = [k for k, t in enumerate(tokens) if t.kind == "EQ"][:MAX_CLAIMS]
+    for k in equals:
+        left, right = _left_side(tokens, k), _right_side(tokens, k)
+        if left is None or right is None:
+            yield _Claim([], [], "", False)  # counted as skipped
+            continue
+        (lhs, start, before), (rhs, approx, after) = left, right
+        line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", rhs[-1].end)
+        line = text[line_start: line_end if line_end >= 0 else len(text)]
+        stop_after = tokens[after] if after < len(tokens) else None
+        if _MODULAR_CONTEXT.search(line) or (
+                before >= 0 and tokens[before].text == "," and stop_after is not None and stop_after.text == ","):
+            yield _Claim([], [], "", False)  # congruences; element-wise lists `2/6, 2/8 = 1/3, 1/4`
+            continue
+        solid = [t for t in rhs if t.kind != "SP"]
+        tally = (solid[0].kind == "NUM" and len(solid) > 1 and solid[1].kind == "OP"
+                 and _neighbour(tokens, after, 1) is not None and _neighbour(tokens, after, 1).kind == "EQ")
+        hundredths = stop_after is not None and stop_after.text.lower() in _HUNDREDTHS_WORDS
+        yield _Claim(lhs, rhs, text[start:rhs[-1].end], approx or bool(_APPROX_CONTEXT.search(line)),
+                     tally, hundredths)
+
+
+def _annotation_claims(annotations: list[str]) -> Iterator[_Claim]:
+    """GSM8K calculator annotations `<<48/2=24>>`: calculator syntax, every `=` a claim."""
+    for note in annotations:
+        sides = [_strip_space(_tokens(part)) for part in note.split("=")]
+        for lhs, rhs in zip(sides, sides[1:]):
+            readable = all(t.kind in _ARITH or t.text in "xX" for t in lhs + rhs)
+            lhs = [Token("OP", "*", t.start, t.end, t.text) if t.text in "xX" else t for t in lhs]
+            rhs = [Token("OP", "*", t.start, t.end, t.text) if t.text in "xX" else t for t in rhs]
+            yield _Claim(lhs if readable else [], rhs, f"<<{note}>>", False, False)
+
+
+def _precision(side: list[Token]) -> tuple[int, int] | None:
+    """(decimals, trailing zeros) of a side that is one stated number (`24`, `-3.50`, `12%`)."""
+    core = [t for t in side if t.kind not in ("SP", "PCT")]
+    if core and core[0].kind == "OP" and core[0].text == "-":
+        core = core[1:]
+    if len(core) != 1 or core[0].kind != "NUM":
+        return None
+    digits = re.sub(r"\{,\}|,\\!|,", "", core[0].text)
+    if "." in digits:
+        return len(digits.split(".")[1]), 0
+    return 0, len(digits) - len(digits.rstrip("0"))
+
+
+def _rounds_to(exact: Fraction, stated: Fraction, precision: tuple[int, int], approx: bool, percent: bool) -> bool:
+    """Is `stated` the exact value written to the precision the text itself shows?"""
+    decimals, zeros = precision
+    for unit in (Fraction(1, 10**decimals),) + ((Fraction(1, 10 ** (decimals + 2)),) if percent else ()):
+        diff = abs(exact - stated)
+        if (exact / unit).denominator != 1 and diff < unit:
+            return True  # 10/3 = 3.33, $2.675 -> $2.68, 7/2 = 3 whole boxes
+        if approx and diff <= (unit if decimals or not zeros else Fraction(10**zeros, 2)):
+            return True  # ≈ 1,200; about 33
+    return False
+
+
+def _holds(claim: _Claim, lhs: set[Fraction], rhs: set[Fraction]) -> bool:
+    if lhs & rhs:
+        return True
+    percent = any(t.kind == "PCT" for t in claim.left + claim.right)
+    for stated_side, stated_values, exact_values in ((claim.right, rhs, lhs), (claim.left, lhs, rhs)):
+        precision = _precision(stated_side)
+        if precision is not None and any(_rounds_to(e, s, precision, claim.approx, percent)
+                                         for e in exact_values for s in stated_values):
+            return True
+    if claim.hundredths and _holds(_Claim(claim.left, claim.right, claim.text, claim.approx),
+                                   {v * 100 for v in lhs}, rhs):
+        return True
+    if claim.tally:  # `5 + 3 = 8 + 2 = 10`: the next link checks the running total
+        return bool({_literal(next(t for t in claim.right if t.kind != "SP").text)} & lhs)
+    return False
+
+
+def _is_calculation(claim: _Claim) -> bool:
+    """At least one side computes something; `Day 1 = 5` and `x = 5` state, they do not calculate."""
+    if _precision(claim.left) is not None and _precision(claim.right) is not None:
+        return False  # `-6 = 2, which is impossible`: a statement, not a calculation
+    if _is_hyphen_chain(claim.left) and _is_hyphen_chain(claim.right):
+        return False  # `a 6-8-10 triangle = 3-4-5`
+    stars = {t.source for t in claim.left + claim.right if t.kind == "OP" and t.text == "*"}
+    if "*" in stars and len(stars) > 1:
+        return False  # `3*2 = 3^2 + 3\cdot 2`: `*` is an operation the problem defined
+    return any(t.kind in ("OP", "FRAC", "SQRT") for t in claim.left + claim.right)
+
+
+def _prepare(text: str) -> tuple[str, list[str]]:
+    text = (text or "")[:MAX_TEXT_CHARS]
+    annotations = _ANNOTATION.findall(text)
+    text = _ANNOTATION.sub("", text)
+    for pattern, replacement in _LATEX_PREP:
+        text = pattern.sub(replacement, text)
+    return text, annotations
+
+
+def _judged_claims(text: str) -> Iterator[tuple[_Claim, WrongStep | None] | None]:
+    """Each claim in order: (claim, the wrong step or None), or None for a skipped claim."""
+    prepared, annotations = _prepare(text)
+    for claim in list(_annotation_claims(annotations)) + list(_claims(prepared)):
+        if not claim.left or not claim.right or not _is_calculation(claim):
+            yield None
+            continue
+        try:
+            lhs, rhs = side_values(claim.left), side_values(claim.right)
+        except (Unreadable, ValueError, ZeroDivisionError, OverflowError):
+            yield None
+            continue
+        if _holds(claim, lhs, rhs):
+            yield claim, None
+            continue
+        stated_right = _precision(claim.right) is not None or _precision(claim.left) is None
+        computed, stated = (lhs, claim.right) if stated_right else (rhs, claim.left)
+        yield claim, WrongStep(claim.text, min(computed), "".join(t.text for t in stated).strip())
+
+
+def check_steps(text: str) -> StepReport:
+    """Every arithmetic claim of `text`: counts and the wrong ones. Never raises."""
+    report = StepReport()
+    for judged in _judged_claims(text):
+        if judged is None:
+            report.skipped += 1
+            continue
+        report.checked += 1
+        if judged[1] is not None:
+            report.wrong.append(judged[1])
+    return report
+
+
+def first_wrong_step(text: str) -> WrongStep | None:
+    """The first arithmetic claim of `text` that does not hold, or None. Never raises."""
+    for judged in _judged_claims(text):
+        if judged is not None and judged[1] is not None:
+            return judged[1]
+    return None
