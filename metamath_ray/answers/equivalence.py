@@ -1,6 +1,8 @@
 """`is_equivalent`: conservative, bounded-time answer equivalence.
 
 Layers, cheapest first:
+0. identical texts are equal; a text that is not a well-formed answer (wellformed.py: subword
+   soup, a number inside a word, control bytes, far too long) equals nothing;
 1. clean both answers (normalize.clean_latex) and accept identical strings;
 2. exact rationals (numeric.parse_number) decide number-vs-number pairs in microseconds;
 3. structured values (structure.parse_answer): tuples and intervals are ordered and bracket
@@ -25,7 +27,7 @@ from .normalize import answer_part, clean_latex
 from .numeric import format_number, parse_number
 from .structure import text_key, parse_answer
 from .symbolic import symbolic_equal
-from .wellformed import MAX_ANSWER_CHARS as MAX_WELL_FORMED_CHARS, malformed_answer
+from .wellformed import MAX_ANSWER_CHARS as MAX_WELL_FORMED_CHARS, has_unprintable, malformed_answer
 
 TIME_BUDGET_S = 0.9  # per call, so that the worst case stays under one second
 MAX_ANSWER_CHARS = 5_000  # longer "answers" (after extraction) are compared as strings only
@@ -125,6 +127,8 @@ _MARKED = re.compile(r"\\boxed|\\fbox|[Aa]nswer is|Final Answer|####")
 
 
 def _malformed(answer: str) -> bool:
+    if has_unprintable(answer):
+        return True
     if len(answer) > MAX_WELL_FORMED_CHARS and _MARKED.search(answer[-MAX_WELL_FORMED_CHARS:]):
         answer = answer[-MAX_WELL_FORMED_CHARS:]  # a long response: only its end can be the answer
     if _MARKED.search(answer):
@@ -136,7 +140,9 @@ def is_equivalent(pred: str, gold: str) -> bool:
     """True when the predicted answer has the same value as the gold answer.
 
     Takes two answers (bare strings, `$...$`, `\\boxed{...}`, `x=5`; a prose-wrapped answer
-    is reduced to its answer). Never raises; bounded time per call; when in doubt, False.
+    is reduced to its answer, once the text has passed `wellformed.malformed_answer`: soup
+    that ends in the gold number is not the gold). Never raises; bounded time per call; when
+    in doubt, False.
     """
     try:
         if not isinstance(pred, str) or not isinstance(gold, str):

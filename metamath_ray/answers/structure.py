@@ -22,6 +22,7 @@ import re
 
 from .latex import match_brace, split_top_level
 from .numeric import parse_number
+from .wellformed import is_unit_phrase
 
 MAX_DEPTH = 6
 MAX_ITEMS = 64
@@ -190,6 +191,8 @@ def _scalar(s: str, depth: int):
             if unit in ("percent", "percentage", "pct"):
                 return ("num", number.value, True)
             return ("num", number.value, number.percent)
+        if number is None and is_unit_phrase(m.group(2)):
+            return ("expr", m.group(1).strip())  # "8\\sqrt{3} square inches" is 8\\sqrt{3}
     key = text_key(s)
     if key in ("∅", "ℝ") or (re.fullmatch(r"[A-Za-z][A-Za-z .,'\-]*", s) and " " in s.strip()):
         return ("text", key)

@@ -39,13 +39,15 @@ _LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
 # A token: a run of letters and digits (any script), with decimal/thousands parts of a number.
 _TOKEN = re.compile(r"[^\W_]+(?:[.,]\d+)*")
 _GREEK = re.compile(r"[\u0370-\u03ff]$")
+_ORDINALS = frozenset({"st", "nd", "rd", "th", "sts", "nds", "rds", "ths"})
+_MATH_MARKS = set("+-*/=^_(){}[]<>|&")
 _RUNS = re.compile(r"[A-Za-z]+|\d[\d.,]*|[^\W\d_]+")
 # Letter runs that do precede a number in real math text ("sin2x", "log10", "cos3").
 _FUNCTION_NAMES = frozenset("sin cos tan cot sec csc log exp arcsin arccos arctan sinh cosh tanh".split())
 # Two-letter English words and units; other two-letter runs are neither words nor evidence.
 _SHORT_WORDS = frozenset(
     "a an am as at be by do go he if in is it me my no of on or so to up us we ok oz lb kg km cm mm "
-    "ml mg ft hr pm mi".split()
+    "ml mg ft hr pm mi sq yd mph".split()
 )
 
 
@@ -83,54 +85,76 @@ class TokenScan:
         return len(self.known) + len(self.unknown)
 
 
-def _is_glued(token: str, vocabulary: frozenset[str]) -> bool:
-    """A number inside a word. "10mph", "3rd", "x2", "H2O", "sin2x" are not; "row13" is."""
+def _is_glued(token: str, known, in_prose: bool) -> bool:
+    """A number inside a word. "10mph", "3rd", "x2", "H2O", "sin2x" are not; "row13", "2If100" are,
+    and so is "227ru" among words (alone or in a formula, "2xy" is a product)."""
     runs = _RUNS.findall(token)
     for i, run in enumerate(runs):
-        if not run.isascii() or run[0].isdigit() or len(run) < 3:  # "比例为13/28" is prose
+        if not run.isascii() or run[0].isdigit():  # "比例为13/28" is prose in another script
             continue
-        lowered = run.lower()
-        if i > 0 and i == len(runs) - 1 and lowered in vocabulary:
-            continue  # a unit written onto its number: "100apples", "10mph"
-        if lowered not in _FUNCTION_NAMES:
+        if len(run) < 2:
+            continue  # a variable: "2x", "x2", "H2O"
+        if i > 0 and i == len(runs) - 1 and _unit_suffix(run.lower(), known, in_prose):
+            continue  # a unit or ordinal written onto its number: "100apples", "10mph", "4ths", "5cm"
+        if run.lower() not in _FUNCTION_NAMES:
             return True
     return False
 
 
-def _classify_word(token: str, scan: TokenScan, vocabulary: frozenset[str]) -> None:
-    lowered = token.lower()
+def _unit_suffix(run: str, known, in_prose: bool) -> bool:
+    if len(run) == 2:
+        return run in _SHORT_WORDS or run in _ORDINALS or not in_prose
+    return known(run) or run in _ORDINALS
+
+
+def _neighbours(text: str, start: int, end: int) -> str:
+    """The nearest non-blank characters before and after text[start:end]."""
+    return text[:start].rstrip()[-1:] + text[end:].lstrip()[:1]
+
+
+def _in_math(neighbours: str) -> bool:
+    """Whether a token sits in a formula ("ab + ac", "(xy)^2", "xyz=6")."""
+    return any(ch in _MATH_MARKS for ch in neighbours)
+
+
+def _classify_word(token: str, in_math: bool, scan: TokenScan, known) -> None:
     if not token.isascii():
         # a single Greek letter is a variable; other non-ASCII runs here are mojibake or noise
         if len(token) > 1 or not _GREEK.match(token):
             scan.unknown.append(token)
-    elif token.isupper() and len(token) <= 6:
-        pass  # point and vertex labels: "ABC", "S_{MBCN}"
-    elif len(token) >= 3:
-        (scan.known if lowered in vocabulary else scan.unknown).append(token)
-    elif lowered in _SHORT_WORDS:
+    elif known(token.lower()) if len(token) >= 3 else token.lower() in _SHORT_WORDS:
         scan.known.append(token)
+    elif len(token) == 1 or (in_math and len(token) <= 3) or (token.isupper() and len(token) <= 6):
+        pass  # a variable, a product of variables ("ab + ac"), a vertex label ("ABC", "MBCN")
+    else:
+        scan.unknown.append(token)
 
 
 def scan_tokens(text: str, extra_words: frozenset[str] = frozenset()) -> TokenScan:
     """Classify the prose tokens of `text`; LaTeX environment and command names are skipped.
 
     `extra_words` (lower-case) count as known, e.g. the words of the seed question a rewrite
-    comes from (names, rare nouns).
+    comes from (names, rare nouns). Letters inside a formula are variables, not words.
     """
-    vocabulary = known_words() | extra_words if extra_words else known_words()
+    vocabulary = known_words()
+
+    def known(word: str) -> bool:
+        return word in vocabulary or word in extra_words
+
     scan = TokenScan()
     text = _LATEX_COMMAND.sub(" ", _LATEX_ENV.sub(" ", text))
-    for token in _TOKEN.findall(text):
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)
         has_digit = any(ch.isdigit() for ch in token)
         if has_digit and not any(ch.isalpha() for ch in token):
             scan.numbers += 1
         elif has_digit:
-            if _is_glued(token, vocabulary):
+            if _is_glued(token, known, any(ch.isalpha() for ch in _neighbours(text, match.start(), match.end()))):
                 scan.glued.append(token)
             else:
                 scan.numbers += 1
         else:
-            _classify_word(token, scan, vocabulary)
+            _classify_word(token, _in_math(_neighbours(text, match.start(), match.end())), scan, known)
     return scan
 
 
@@ -152,10 +176,39 @@ def malformed_answer(answer: str) -> str | None:
         return f"number_in_word: {' '.join(scan.glued[:3])}"
     if scan.words > MAX_ANSWER_WORDS:
         return f"too_many_words: {scan.words}"
-    if len(scan.unknown) > MAX_UNKNOWN_WORDS:
+    if len(scan.unknown) > MAX_UNKNOWN_WORDS or (scan.words > 1 and not all(map(_name_like, scan.unknown))):
+        # one unknown word is an answer ("\text{Devon}", "100 zorbs") or a name in a sentence
+        # ("Jebediah has 36 apples"); any other non-word among words is a broken-off piece
         return f"non_words: {' '.join(scan.unknown[:5])}"
     if scan.unknown and scan.numbers >= 2:
         return f"numbers_among_non_words: {' '.join(scan.unknown[:5])}"
+    return _unbalanced(text)
+
+
+# Words that make a trailing phrase part of the formula ("\\frac{1}{2} times x"), not its unit.
+_NOT_UNIT_WORDS = frozenset("times plus minus over divided by and or squared cubed of to is".split())
+
+
+def is_unit_phrase(text: str) -> bool:
+    """Whether `text` ("square inches", "cm") only names a unit, so a formula before it is the answer."""
+    words = [w.lower() for w in re.findall(r"[A-Za-z]+", text)]
+    return bool(words) and all(
+        (w in known_words() or w in _SHORT_WORDS) and w not in _NOT_UNIT_WORDS for w in words
+    )
+
+
+def _name_like(word: str) -> bool:
+    return word[:1].isupper() and word[1:].islower()
+
+
+def _unbalanced(text: str) -> str | None:
+    """Markup no answer form leaves behind: unpaired braces, calculator or GSM8K markers."""
+    if text.count("{") != text.count("}"):
+        return "unbalanced_braces"
+    if "<<" in text or ">>" in text or "####" in text:
+        return "stray_markup: calculator or #### marker"
+    if text.count("\\[") != text.count("\\]") or text.count("\\(") != text.count("\\)"):
+        return "unbalanced_delimiters"
     return None
 
 

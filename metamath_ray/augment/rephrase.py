@@ -103,7 +103,7 @@ def check_rewrite(rewrite: str, seed: dict) -> Rejection | None:
         return Rejection("too_long", f"{len(rewrite)} chars for a {len(question)}-char question")
     if _is_copy(rewrite, question):
         return Rejection("copied_question")
-    unreadable = text_quality.unreadable(rewrite, question)
+    unreadable = text_quality.unreadable_question(rewrite, question)
     if unreadable is not None:
         return Rejection("malformed", unreadable)
     if _ANSWER_PHRASE.search(rewrite) or (

@@ -22,11 +22,17 @@ MIN_KNOWN_SHARE = 0.8
 # Share of its content words a rewrite must take from its seed: a paraphrase keeps the names and
 # nouns (real ones keep 0.4-1.0), soup picks words from everywhere.
 MIN_SEED_SHARE = 0.3
-# Below this many words the shares say nothing ("He paid $110.", "$\binom{X}{2} = 28$.").
-MIN_WORDS_TO_JUDGE = 4
-MIN_CONTENT_TO_JUDGE = 3  # "The value of $X$ is 5." has one content word, which its seed may lack
+# Below this many content words and numbers the seed share says nothing: "The value of $X$ is 5." has one,
+# which its seed may lack. (A text without words, "$\binom{X}{2} = 28$.", is judged on its characters.)
+MIN_CONTENT_TO_JUDGE = 3
 
 _WORD = re.compile(r"[A-Za-z]{2,}")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_ASY = re.compile(r"\[asy\].*?\[/asy\]", re.S)
+_ASKING_WORD = re.compile(
+    r"\b(what|how|which|who|whom|whose|when|where|why|find|compute|calculate|determine|evaluate|"
+    r"simplify|solve|express|factor|give|write|list|enter|round|convert|rationalize|expand|"
+    r"estimate|show|prove|identify|count)\b", re.IGNORECASE)
 # Words that carry no content: sharing them with the seed shows nothing.
 _FUNCTION_WORDS = frozenset(
     "the a an of to in on at by for with and or but if then than that this these those is are was "
@@ -51,16 +57,29 @@ def unreadable(rewrite: str, seed_question: str) -> str | None:
     if has_unprintable(rewrite):
         return "control or non-printable characters"
     own = seed_words(seed_question)
-    scan = scan_tokens(rewrite, own)
+    scan = scan_tokens(_ASY.sub(" ", rewrite), own)  # a figure's code is checked by lost_figure
     glued = [t for t in scan.glued if t not in seed_question]
     if glued:
         return f"number inside a word: {' '.join(glued[:3])}"
-    if scan.words < MIN_WORDS_TO_JUDGE:
-        return None
     if len(scan.known) < MIN_KNOWN_SHARE * scan.words:
         return f"{len(scan.unknown)} of {scan.words} words are not words: {' '.join(scan.unknown[:5])}"
-    content = _content(scan.known)
-    shared = [w for w in content if w in own]
+    # content: the words and numbers that say what the problem is about (MATH's are in formulas)
+    content = _content(scan.known) + _NUMBER.findall(rewrite)
+    own_numbers = set(_NUMBER.findall(seed_question))
+    shared = [w for w in content if w in own or w in own_numbers]
     if len(content) >= MIN_CONTENT_TO_JUDGE and len(shared) < MIN_SEED_SHARE * len(content):
-        return f"shares {len(shared)} of {len(content)} content words with its seed"
+        return f"shares {len(shared)} of {len(content)} content words and numbers with its seed"
     return None
+
+
+def unreadable_question(rewrite: str, seed_question: str) -> str | None:
+    """`unreadable`, for a rewrite that must still be a question (Rephrasing): when the seed asks
+    something (a "?" or an asking word), the rewrite must ask too."""
+    why = unreadable(rewrite, seed_question)
+    if why is None and _asks(seed_question) and not _asks(rewrite):
+        return "asks nothing: no question mark and no asking word"
+    return why
+
+
+def _asks(text: str) -> bool:
+    return "?" in text or bool(_ASKING_WORD.search(text))

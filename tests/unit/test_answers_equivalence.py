@@ -254,6 +254,37 @@ WRAPPERS = [
     ("\\boxed{1}, \\boxed{2}", "1, 2", True, "several boxes form a list"),
 ]
 
+# Junk that ends in, wraps or hides the gold (issue 16): a random model's subword soup, the gold
+# inside a word, binary noise. The last-number reduction used to call most of these equal.
+_SOUP = "whe perimeter ook disindraw will ThereidThe gravelve nowcils " * 3
+JUNK = [
+    ("row13 disindraw whe perimeter 100 ook will", "100", False, "soup around the gold (the issue's case)"),
+    ("disindraw whe 100", "100", False, "non-words before the gold"),
+    ("100 ook will disindraw", "100", False, "non-words after the gold"),
+    ("mefter o n digit minutes 100", "100", False, "a non-word among words, then the gold"),
+    ("13 zorbs 100", "100", False, "unrelated numbers among non-words"),
+    ("row100", "100", False, "the gold inside a word"),
+    ("row13", "13", False, "the gold at the end of a word"),
+    ("100ook", "100", False, "the gold glued to a non-word"),
+    ("ro11day which people 100", "100", False, "a number inside a word, then the gold"),
+    ("\x00\x01\x02100".encode().decode("unicode_escape"), "100", False, "control bytes before the gold"),
+    ("100\x07\x1b".encode().decode("unicode_escape"), "100", False, "control bytes after the gold"),
+    ("\ufffd\ufffd100", "100", False, "decoding errors around the gold"),
+    ("\x89PNG\r\n\x1a\n 100".encode().decode("unicode_escape"), "100", False, "binary file header"),
+    ("Ã©Ã¨ 100", "100", False, "mojibake before the gold"),
+    (_SOUP + "100", "100", False, "long token soup ending in the gold"),
+    ("the will of perimeter " * 8 + "100", "100", False, "long soup of real words ending in the gold"),
+    ("7 " * 600 + "7", "7", False, "far longer than any answer form"),
+    ("=<< discount 100", "100", False, "calculator markup left in the answer"),
+    ("coordinates}} 100", "100", False, "unbalanced braces"),
+    ("\\frac{1}{2} ook disindraw", "\\frac{1}{2}", False, "soup after a fraction"),
+    # and what must still match next to it
+    ("She has 36 apples", "36", True, "a sentence with the answer"),
+    ("Jebediah has 36 apples", "36", True, "a name not in the word list"),
+    ("8\\sqrt{3} square inches", "8\\sqrt{3}", True, "a unit phrase after a root"),
+    ("5 hours and 30 minutes", "5 hours and 30 minutes", True, "two numbers among words"),
+]
+
 ALL_CASES = [
     pytest.param(p, g, e, id=f"{name}:{why}")
     for name, group in [
@@ -261,7 +292,7 @@ ALL_CASES = [
         ("mixed", MIXED_NUMBERS), ("pct", PERCENT), ("expr", ROOTS_PI_EXPRESSIONS),
         ("eq", EQUATIONS), ("interval", INTERVALS_AND_INEQUALITIES),
         ("collection", TUPLES_SETS_LISTS), ("matrix", MATRICES),
-        ("choice", CHOICES_BASES_DEGREES), ("text", TEXT_AND_UNITS), ("wrap", WRAPPERS),
+        ("choice", CHOICES_BASES_DEGREES), ("text", TEXT_AND_UNITS), ("wrap", WRAPPERS), ("junk", JUNK),
     ]
     for p, g, e, why in group
 ]
