@@ -1,7 +1,9 @@
 """Verifier throughput (and accuracy) against math-verify on the same realistic pairs.
 
 Pairs come from real gold answers (GSM8K test, MATH500) with rewritings that must stay
-equal and near-misses that must not, in about 30 categories. Both verifiers run in this one
+equal and near-misses that must not, in about 30 categories, plus four junk categories (soup
+around the gold, the gold inside a word, binary noise, long soup ending in the gold) that
+must never be equal. Both verifiers run in this one
 process on one core (OMP_NUM_THREADS=1), each pair timed separately; per category we report
 the median microseconds per pair, pairs/s, the speed ratio (ours / math-verify) and accuracy.
 
@@ -140,11 +142,33 @@ def _math_pairs(answers: list[str]) -> dict[str, list]:
     return cats
 
 
+# Pieces of a random model's output (the `tiny` model: byte-level BPE trained on the seeds).
+_SOUP_PIECES = ("whe", "ook", "disindraw", "perimeter", "will", "ThereidThe", "gravelve", "nowcils", "termediate",
+                "ause", "anut", "swall", "birds", "row", "ravel", "palind", "itemsrger", "the", "of", "and")
+
+
+def _junk_pairs(golds: list[str]) -> dict[str, list]:
+    """Junk that holds the gold (issue 16): every verdict must be False."""
+    rng = random.Random(3)
+    cats: dict[str, list] = defaultdict(list)
+
+    def soup(n: int) -> str:
+        return " ".join(rng.choice(_SOUP_PIECES) for _ in range(n))
+
+    for g in golds:
+        cats["junk_soup_around_gold"].append((f"{soup(rng.randint(2, 5))} {g} {soup(rng.randint(1, 3))}", g, False))
+        cats["junk_gold_in_word"].append((rng.choice(["row", "ook", "swall"]) + g + rng.choice(["", "ir", "ravel"]), g, False))
+        noise = "".join(chr(rng.choice([0, 1, 2, 7, 27, 0xFFFD, 0x89])) for _ in range(rng.randint(2, 8)))
+        cats["junk_binary_noise"].append((noise + g + noise, g, False))
+        cats["junk_long_soup_ending_in_gold"].append((soup(rng.randint(20, 60)) + " " + g, g, False))
+    return cats
+
+
 def build_pairs(per_category: int) -> dict[str, list]:
     gsm = [int(r["answer"].split("####")[-1].strip().replace(",", "")) for r in _jsonl(DATA / "gsm8k/test.jsonl")]
     math = [r["answer"] for r in _jsonl(DATA / "math/test500.jsonl")]
     rng = random.Random(2)
-    cats = {**_gsm8k_pairs(gsm), **_math_pairs(math)}
+    cats = {**_gsm8k_pairs(gsm), **_math_pairs(math), **_junk_pairs([str(g) for g in gsm] + math)}
     return {k: rng.sample(v, min(per_category, len(v))) for k, v in sorted(cats.items()) if v}
 
 
