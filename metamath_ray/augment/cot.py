@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from metamath_ray.augment import text_quality
 from metamath_ray.augment.base import ANSWER_PREFIX, Verdict
 
 PROMPT_VERSION = "cot-v1"
@@ -111,7 +112,10 @@ def judge(response: str, expected: str, dataset: str) -> Verdict:
     """Extract the final answer of one chain of thought and check it against `expected`.
 
     Accepted responses end with exactly one "The answer is: X" line (MetaMathQA's format), where X
-    is the model's own answer string.
+    is the model's own answer string. Refused: empty_response, no_answer (none stated),
+    malformed_answer (X is no answer form: soup, control bytes; answers.malformed_answer),
+    wrong_answer, no_reasoning, malformed_response (the reasoning is not text:
+    text_quality.unreadable_reasoning).
     """
     from metamath_ray.answers import extract_answer, is_equivalent, malformed_answer
 
@@ -131,4 +135,6 @@ def judge(response: str, expected: str, dataset: str) -> Verdict:
     body = _ANSWER_LINE.sub("", text).rstrip()
     if not body:
         return Verdict(False, predicted, "no_reasoning", text)
+    if text_quality.unreadable_reasoning(body) is not None:  # soup that happens to end in the gold
+        return Verdict(False, predicted, "malformed_response", text)
     return Verdict(True, predicted, None, f"{body}\n{ANSWER_PREFIX}{predicted}")

@@ -28,6 +28,17 @@ def test_prompts_share_a_prefix_per_dataset():
         ("", "5", "gsm8k", False, "empty_response"),
         ("The answer is: 5", "5", "gsm8k", False, "no_reasoning"),
         ("0.333 is close.\nThe answer is: 0.333", "\\frac{1}{3}", "math", False, "wrong_answer"),
+        # issue 16: a random model's soup ending in the gold is junk, not a right answer
+        ("ook swall 48 clips\n#### row13 disindraw whe perimeter 100 ook will", "100", "gsm8k", False,
+         "malformed_answer"),
+        ("whe 5 ook\nThe answer is: \x00\x015", "5", "gsm8k", False, "malformed_answer"),
+        ("She has 36 apples left.\nThe answer is: She has 36 apples", "36", "gsm8k", True, None),
+        ("The side is $8\\sqrt{3}$.\nThe answer is: 8\\sqrt{3} square inches", "8\\sqrt{3}", "math", True, None),
+        ("It took 5 hours and 30 minutes.\nThe answer is: 5 hours and 30 minutes", "5 hours and 30 minutes",
+         "gsm8k", True, None),
+        ("ThereidThe gravelve nowcils disindraw termediate whe ook swallIf anut palind\nThe answer is: 100",
+         "100", "gsm8k", False, "malformed_response"),
+        ("perimeter\ufffd\ufffd 100 ook\nThe answer is: 100", "100", "gsm8k", False, "malformed_response"),
     ],
 )
 def test_judge(response, expected, dataset, accepted, reason):

@@ -4,11 +4,17 @@ Good rewrites are written by hand in the register of GSM8K / MATH rephrasings; t
 what the random `tiny` model (byte-level BPE trained on the bundled seeds) writes.
 """
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 
 from metamath_ray.augment import rephrase, sv
 from metamath_ray.augment.base import Rejection, Variant
-from metamath_ray.augment.text_quality import unreadable, unreadable_question
+from metamath_ray.augment.text_quality import unreadable, unreadable_question, unreadable_reasoning
+
+DATA = Path(os.environ.get("METAMATH_SHARED_DATA", "/work/shared/data"))
 
 NATALIA = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
            "How many clips did Natalia sell altogether in April and May?")
@@ -104,3 +110,26 @@ def test_rephrasing_and_sv_refuse_gibberish_as_malformed():
     assert isinstance(statement, Variant), statement
     soup = sv.parse_rewrite(seed, " ook disindraw 72 wheperimeter clipsbro whe", 0)
     assert isinstance(soup, Rejection) and soup.reason == "malformed", soup
+
+
+SOUP_REASONING = [
+    "ThereidThe gravelve nowcils disindraw termediate whe ook swallIf anut palind 100",
+    "Thool springwoJ s swallIf000 were227 divtermediateen pri 8ly 0 basil column",
+    "perimeter\ufffd\ufffd 100 ook",
+]
+
+
+@pytest.mark.parametrize("text", SOUP_REASONING)
+def test_random_model_reasoning_is_not_text(text):
+    assert unreadable_reasoning(text) is not None
+
+
+@pytest.mark.skipif(not (DATA / "math" / "test.jsonl").exists(), reason="shared data not available")
+def test_gold_solutions_read_as_reasoning():
+    # held out (the word list comes from the training splits); 2 of 6,319 fall below the share:
+    # "Ruins:220(.40)=88 Unmanned:88/2=44 castles" and one more terse GSM8K solution
+    rows = [json.loads(line) for line in (DATA / "gsm8k" / "test.jsonl").open()]
+    texts = [r["answer"].split("####")[0] for r in rows]
+    texts += [json.loads(line)["solution"] for line in (DATA / "math" / "test.jsonl").open()]
+    refused = [t[:60] for t in texts if unreadable_reasoning(t)]
+    assert len(refused) <= 2, refused
