@@ -116,6 +116,8 @@ def config_hash(cfg) -> str:
     payload = cfg.model_dump(exclude=_PLACEMENT_KEYS, mode="json")
     payload["engine"] = _hashed_engine_settings(cfg.engine)
     _hash_adaptive_as_before(payload)
+    if payload.get("verify") == {"steps": True}:
+        payload.pop("verify")  # the default verify section (new in issue 16) keeps earlier runs' ids
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -77,9 +77,10 @@ _TOKEN = re.compile(
     r"|(?P<NUM>\d{1,3}(?:(?:,|\{,\}|,\\!)\d{3})+(?![\d])(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
     r"|(?P<OP>\\times(?![A-Za-z])|\\cdot(?![A-Za-z])|\\div(?![A-Za-z])|[+\-*/^×·÷−–⋅∙])"
     r"|(?P<PCT>\\%|%)"
-    r"|(?P<LP>[(\[])|(?P<RP>[)\]])|(?P<LB>\{)|(?P<RB>\})"
+    r"|(?P<LP>\()|(?P<RP>\))|(?P<LB>\{)|(?P<RB>\})"  # `[x]` is often the floor: not a group
     r"|(?P<FRAC>\\[dt]?frac(?![A-Za-z]))|(?P<SQRT>\\sqrt(?![A-Za-z]))"
-    r"|(?P<TEXT>\\(?:text|mbox|textbf|textit|textrm|mathrm|mathbf|operatorname)\s*\{[^{}]*\})"
+    r"|(?P<TEXT>\\(?:text|mbox|textbf|textit|textrm)\s*\{[^{}]*\})"
+    r"|(?P<FUNC>\\(?:operatorname|mathrm|mathbf|mathit)\s*\{[^{}]*\})"  # `\operatorname{cis}`: functions
     r"|(?P<CMD>\\[A-Za-z]+|\\.)"
     r"|(?P<WORD>[^\W\d_]+)"
     r"|(?P<PUNCT>.)",
@@ -116,6 +117,7 @@ def _tokens(text: str) -> list[Token]:
     out = []
     for m in _TOKEN.finditer(text):
         kind, value = m.lastgroup, m.group()
+        kind = "CMD" if kind == "FUNC" else kind
         if kind == "OP":
             value = _OP_NORMAL.get(value, value)
         out.append(Token(kind, value, m.start(), m.end(), m.group()))
@@ -342,6 +344,7 @@ _LATEX_PREP = [
     (re.compile(r"(\\[dt]?frac)\s*(\{[^{}]*\})\s*(\d)"), r"\1\2{\3}"),  # \frac{1}2
     (re.compile(r"(\\[dt]?frac)\s*(\d)\s*\{"), r"\1{\2}{"),  # \frac1{2}
     (re.compile(r"\\sqrt\s*(\d)"), r"\\sqrt{\1}"),
+    (re.compile(r"\\(?:boxed|fbox)\s*(?=\{)"), ""),  # `= \boxed{16}`: the braces stay, a group
 ]
 _ANNOTATION = re.compile(r"<<([^<>]{1,400})>>")
 
@@ -354,6 +357,7 @@ class _Claim:
     approx: bool
     tally: bool = False  # the right side opens with a running total: `5 + 3 = 8 + 2 = 10`
     hundredths: bool = False  # the result is stated in cents or percent: `$1 / 2 = 50 cents`
+    chained: bool = False  # the left side is the right side of the `=` before: `3 + 4 = 7 = 8`
 
 
 def _strip_space(run: list[Token]) -> list[Token]:
@@ -368,18 +372,22 @@ def _strip_space(run: list[Token]) -> list[Token]:
 def _balanced_core(run: list[Token], open_edge: bool) -> list[Token] | None:
     """Drop unmatched openers at the start (`open_edge`, left sides: `(48/2 = 24`) or unmatched
     closers at the end (right sides: `= 24)`); any other imbalance is unread."""
-    run = list(run)
-    while True:
-        depth, lowest = 0, 0
-        for t in run:
-            depth += (t.kind in _OPENERS) - (t.kind in _CLOSERS)
-            lowest = min(lowest, depth)
-        if open_edge and depth > 0 and lowest == 0 and run and run[0].kind in _OPENERS:
-            run = _strip_space(run[1:])
-        elif not open_edge and depth < 0 and run and run[-1].kind in _CLOSERS:
-            run = _strip_space(run[:-1])
-        else:
-            return run if depth == 0 and lowest == 0 and run else None
+    depth = lowest = 0
+    for t in run:
+        depth += (t.kind in _OPENERS) - (t.kind in _CLOSERS)
+        lowest = min(lowest, depth)
+    solid = [t for t in run if t.kind != "SP"]
+    if open_edge and depth > 0 and lowest == 0 and all(t.kind in _OPENERS for t in solid[:depth]):
+        run = _strip_space(run[run.index(solid[depth - 1]) + 1:])
+    elif not open_edge and depth < 0 and all(t.kind in _CLOSERS for t in solid[depth:]):
+        run = _strip_space(run[:run.index(solid[depth])])
+    elif depth != 0 or lowest != 0:
+        return None
+    depth = lowest = 0
+    for t in run:
+        depth += (t.kind in _OPENERS) - (t.kind in _CLOSERS)
+        lowest = min(lowest, depth)
+    return run if run and depth == 0 and lowest == 0 else None
 
 
 def _neighbour(tokens: list[Token], index: int, step: int) -> Token | None:
@@ -409,11 +417,13 @@ def _fence_is_foreign(tokens: list[Token], stop_index: int, edge_index: int, ste
     beyond = _neighbour(tokens, stop_index + step, step)
     if beyond is not None and beyond.kind == "OP":
         return True
+    if stop.kind == "NL":  # LaTeX goes on across lines: `\log_{2002}\n\frac{1}{2002}`
+        return beyond is not None and beyond.kind in ("RB", "CMD")
     if stop.kind in ("WORD", "TEXT"):
         if stop.kind == "WORD" and (touching or stop.text.lower() in _OPERATOR_WORDS
                                     or (len(stop.text) == 1 and stop.text not in _FRESH_LETTERS)):
             return True
-        return beyond is not None and beyond.kind in ("NUM", "PCT", "RP", "RB", "LP", "FRAC", "SQRT")
+        return beyond is not None and beyond.kind in ("PCT", "RP", "RB", "LP", "FRAC", "SQRT")
     if stop.kind == "CMD":
         return stop.text not in _SAFE_CMDS or (touching and stop.text in ("\\boxed", "\\fbox"))
     if stop.kind == "PUNCT":
@@ -427,8 +437,10 @@ def _fence_is_foreign(tokens: list[Token], stop_index: int, edge_index: int, ste
 def _left_side(tokens: list[Token], eq: int) -> tuple[list[Token], int, int] | None:
     """The side before `=`: (tokens, where it starts in the text, index of the token before it)."""
     j = eq - 1
-    while j >= 0 and tokens[j].kind in _ARITH:
+    while j >= 0 and tokens[j].kind in _ARITH and eq - j <= 4 * MAX_SIDE_TOKENS:
         j -= 1
+    if j >= 0 and tokens[j].kind in _ARITH:
+        return None  # far longer than any stated calculation
     edge = j + 1
     while edge < eq and tokens[edge].kind == "SP":
         edge += 1
@@ -450,8 +462,11 @@ def _left_side(tokens: list[Token], eq: int) -> tuple[list[Token], int, int] | N
 
 def _minus_is_binary(tokens: list[Token], stop_index: int) -> bool:
     stop = tokens[stop_index] if stop_index >= 0 else None
+    if stop is not None and stop.kind == "NL":  # `= 24\n- 4 = 20`: the line goes on from the last one
+        before = _neighbour(tokens, stop_index - 1, -1)
+        return before is not None and before.kind in ("NUM", "RP", "RB", "PCT")
     return stop is not None and (stop.kind in ("WORD", "TEXT", "CMD", "NUM")
-                                 or (stop.kind == "PUNCT" and stop.text in "!|'_"))
+                                 or (stop.kind == "PUNCT" and stop.text in "!|'_[]"))
 
 
 def _is_hyphen_chain(run: list[Token]) -> bool:
@@ -472,8 +487,10 @@ def _right_side(tokens: list[Token], eq: int) -> tuple[list[Token], bool, int] |
     if j < len(tokens) and tokens[j].kind == "WORD" and tokens[j].text.lower() in _APPROX_WORDS:
         approx, j = True, j + 1
     start = j
-    while j < len(tokens) and tokens[j].kind in _ARITH:
+    while j < len(tokens) and tokens[j].kind in _ARITH and j - start <= 4 * MAX_SIDE_TOKENS:
         j += 1
+    if j < len(tokens) and tokens[j].kind in _ARITH:
+        return None
     edge = j - 1
     while edge >= start and tokens[edge].kind == "SP":
         edge -= 1
@@ -496,8 +513,9 @@ def _claims(text: str) -> Iterator[_Claim]:
             yield _Claim([], [], "", False)  # counted as skipped
             continue
         (lhs, start, before), (rhs, approx, after) = left, right
-        line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", rhs[-1].end)
-        line = text[line_start: line_end if line_end >= 0 else len(text)]
+        line_start = max(text.rfind("\n", 0, start) + 1, start - 200)  # the claim's line, at most
+        line_end = text.find("\n", rhs[-1].end, rhs[-1].end + 200)  # 200 characters either side
+        line = text[line_start: line_end if line_end >= 0 else rhs[-1].end + 200]
         stop_after = tokens[after] if after < len(tokens) else None
         if _MODULAR_CONTEXT.search(line) or (
                 before >= 0 and tokens[before].text == "," and stop_after is not None and stop_after.text == ","):
@@ -507,8 +525,9 @@ def _claims(text: str) -> Iterator[_Claim]:
         tally = (solid[0].kind == "NUM" and len(solid) > 1 and solid[1].kind == "OP"
                  and _neighbour(tokens, after, 1) is not None and _neighbour(tokens, after, 1).kind == "EQ")
         hundredths = stop_after is not None and stop_after.text.lower() in _HUNDREDTHS_WORDS
+        chained = before >= 0 and tokens[before].kind == "EQ"
         yield _Claim(lhs, rhs, text[start:rhs[-1].end], approx or bool(_APPROX_CONTEXT.search(line)),
-                     tally, hundredths)
+                     tally, hundredths, chained)
 
 
 def _annotation_claims(annotations: list[str]) -> Iterator[_Claim]:
@@ -522,39 +541,46 @@ def _annotation_claims(annotations: list[str]) -> Iterator[_Claim]:
             yield _Claim(lhs if readable else [], rhs, f"<<{note}>>", False, False)
 
 
-def _precision(side: list[Token]) -> tuple[int, int] | None:
-    """(decimals, trailing zeros) of a side that is one stated number (`24`, `-3.50`, `12%`)."""
-    core = [t for t in side if t.kind not in ("SP", "PCT")]
-    if core and core[0].kind == "OP" and core[0].text == "-":
-        core = core[1:]
+def _stated_readings(side: list[Token]) -> list[tuple[Fraction, Fraction, Fraction]] | None:
+    """A side that is one stated number (`24`, `-3.50`, `12%`): its readings as (value, the unit
+    of its last written digit, how far off "≈ value" may be); None for any other side."""
+    core = [t for t in side if t.kind != "SP"]
+    while len(core) > 2 and core[0].kind in _OPENERS and core[-1].kind in _CLOSERS:
+        core = core[1:-1]  # `\boxed{16}`, `(5)`
+    percent = bool(core) and core[-1].kind == "PCT"
+    core = core[:-1] if percent else core
+    sign = -1 if core and core[0].kind == "OP" and core[0].text == "-" else 1
+    core = core[1:] if sign < 0 else core
     if len(core) != 1 or core[0].kind != "NUM":
         return None
+    try:
+        value = sign * _literal(core[0].text)
+    except Unreadable:
+        return None
     digits = re.sub(r"\{,\}|,\\!|,", "", core[0].text)
-    if "." in digits:
-        return len(digits.split(".")[1]), 0
-    return 0, len(digits) - len(digits.rstrip("0"))
+    decimals = len(digits.split(".")[1]) if "." in digits else 0
+    zeros = 0 if decimals else len(digits) - len(digits.rstrip("0"))
+    unit = Fraction(1, 10**decimals)
+    slack = Fraction(10**zeros, 2) if zeros else unit  # ≈ 1,200 is good to the hundred
+    readings = [(value, unit, slack)]
+    return readings + [(value / 100, unit / 100, slack / 100)] if percent else readings
 
 
-def _rounds_to(exact: Fraction, stated: Fraction, precision: tuple[int, int], approx: bool, percent: bool) -> bool:
+def _rounds_to(exact: Fraction, stated: Fraction, unit: Fraction, slack: Fraction, approx: bool) -> bool:
     """Is `stated` the exact value written to the precision the text itself shows?"""
-    decimals, zeros = precision
-    for unit in (Fraction(1, 10**decimals),) + ((Fraction(1, 10 ** (decimals + 2)),) if percent else ()):
-        diff = abs(exact - stated)
-        if (exact / unit).denominator != 1 and diff < unit:
-            return True  # 10/3 = 3.33, $2.675 -> $2.68, 7/2 = 3 whole boxes
-        if approx and diff <= (unit if decimals or not zeros else Fraction(10**zeros, 2)):
-            return True  # ≈ 1,200; about 33
-    return False
+    diff = abs(exact - stated)
+    if (exact / unit).denominator != 1 and diff < unit:
+        return True  # 10/3 = 3.33, $2.675 -> $2.68, 7/2 = 3 whole boxes: fewer digits than exact
+    return approx and diff <= slack  # ≈ 1,200; about 33
 
 
 def _holds(claim: _Claim, lhs: set[Fraction], rhs: set[Fraction]) -> bool:
     if lhs & rhs:
         return True
-    percent = any(t.kind == "PCT" for t in claim.left + claim.right)
-    for stated_side, stated_values, exact_values in ((claim.right, rhs, lhs), (claim.left, lhs, rhs)):
-        precision = _precision(stated_side)
-        if precision is not None and any(_rounds_to(e, s, precision, claim.approx, percent)
-                                         for e in exact_values for s in stated_values):
+    for stated_side, exact_values in ((claim.right, lhs), (claim.left, rhs)):
+        readings = _stated_readings(stated_side) or []
+        if any(_rounds_to(e, value, unit, slack, claim.approx)
+               for e in exact_values for value, unit, slack in readings):
             return True
     if claim.hundredths and _holds(_Claim(claim.left, claim.right, claim.text, claim.approx),
                                    {v * 100 for v in lhs}, rhs):
@@ -566,14 +592,14 @@ def _holds(claim: _Claim, lhs: set[Fraction], rhs: set[Fraction]) -> bool:
 
 def _is_calculation(claim: _Claim) -> bool:
     """At least one side computes something; `Day 1 = 5` and `x = 5` state, they do not calculate."""
-    if _precision(claim.left) is not None and _precision(claim.right) is not None:
+    if not claim.chained and _stated_readings(claim.left) and _stated_readings(claim.right):
         return False  # `-6 = 2, which is impossible`: a statement, not a calculation
     if _is_hyphen_chain(claim.left) and _is_hyphen_chain(claim.right):
         return False  # `a 6-8-10 triangle = 3-4-5`
     stars = {t.source for t in claim.left + claim.right if t.kind == "OP" and t.text == "*"}
     if "*" in stars and len(stars) > 1:
         return False  # `3*2 = 3^2 + 3\cdot 2`: `*` is an operation the problem defined
-    return any(t.kind in ("OP", "FRAC", "SQRT") for t in claim.left + claim.right)
+    return claim.chained or any(t.kind in ("OP", "FRAC", "SQRT") for t in claim.left + claim.right)
 
 
 def _prepare(text: str) -> tuple[str, list[str]]:
@@ -600,7 +626,7 @@ def _judged_claims(text: str) -> Iterator[tuple[_Claim, WrongStep | None] | None
         if _holds(claim, lhs, rhs):
             yield claim, None
             continue
-        stated_right = _precision(claim.right) is not None or _precision(claim.left) is None
+        stated_right = _stated_readings(claim.right) is not None or _stated_readings(claim.left) is None
         computed, stated = (lhs, claim.right) if stated_right else (rhs, claim.left)
         yield claim, WrongStep(claim.text, min(computed), "".join(t.text for t in stated).strip())
 

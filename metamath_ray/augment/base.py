@@ -60,3 +60,4 @@ class Verdict:
     predicted: str | None
     reject_reason: str | None  # None when accepted
     response: str  # cleaned response, ending with "The answer is: X" when accepted
+    detail: str | None = None  # why it was rejected, beyond the reason (wrong_step: the step)

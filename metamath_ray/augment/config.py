@@ -51,6 +51,19 @@ class DecontamConfig(BaseModel):
     ngram_sizes: list[int] = Field(default_factory=lambda: [8, 13], description="word n-gram sizes")
 
 
+class VerifyConfig(BaseModel):
+    """Checks on a chain of thought beyond its final answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: bool = Field(
+        True,
+        description="recompute every explicit arithmetic claim of a right-answer chain of thought "
+        "(`5 * 4 = 20`, `<<48/2=24>>`, LaTeX) exactly and reject it as wrong_step when one does not hold "
+        "(answers/steps.py; claims with a variable or an unreadable side are skipped, stated rounding is allowed)",
+    )
+
+
 class AugmentConfig(BaseModel):
     """`metamath-ray augment`: seeds in, MetaMathQA-style data out."""
 
@@ -97,6 +110,7 @@ class AugmentConfig(BaseModel):
         default_factory=lambda: SamplingConfig(temperature=0.7, top_p=1.0, max_tokens=256),
         description="Rephrasing / SV rewrites",
     )
+    verify: VerifyConfig = Field(default_factory=VerifyConfig, description="checks beyond the final answer")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="near-duplicate removal")
     decontam: DecontamConfig = Field(default_factory=DecontamConfig, description="decontamination against evaluation sets")
     export_mix: dict[str, int | float] | None = Field(

@@ -181,6 +181,7 @@ class ProgramOfThought(Augmentation):
     default = False
     prompt_version = PROMPT_VERSION
     solve_stop = tuple(STOP)
+    checks_steps = False  # a response is a program: `x = 5 * 4` assigns, it claims nothing
 
     def variants(self, seed: dict) -> list[Variant]:
         return variants(seed)

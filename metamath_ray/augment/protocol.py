@@ -59,6 +59,9 @@ class Augmentation:
     prompt_version: ClassVar[str] = cot.PROMPT_VERSION  # of the solve prompt, recorded on every row
     solve_stop: ClassVar[tuple[str, ...]] = tuple(cot.STOP)
     rewrite_stop: ClassVar[tuple[str, ...]] = ()
+    # Responses are chains of thought whose arithmetic claims (`5 * 4 = 20`) can be recomputed
+    # (verify.steps); False where a response is something else, e.g. a program.
+    checks_steps: ClassVar[bool] = True
 
     # -- variants -------------------------------------------------------------------------------
     def variants(self, seed: dict) -> list[Variant]:
@@ -78,6 +81,18 @@ class Augmentation:
 
     def judge(self, response: str, expected: str, dataset: str, settings: AugSettings) -> Verdict:
         return cot.judge(response, expected, dataset)
+
+    def check_steps(self, verdict: Verdict) -> Verdict:
+        """An accepted verdict whose response states a wrong arithmetic step becomes a `wrong_step`
+        rejection: its final answer is right, but training on it teaches the wrong step."""
+        if not (verdict.accepted and self.checks_steps):
+            return verdict
+        from metamath_ray.answers.steps import first_wrong_step
+
+        wrong = first_wrong_step(verdict.response)
+        if wrong is None:
+            return verdict
+        return Verdict(False, verdict.predicted, "wrong_step", verdict.response, wrong.describe())
 
     def judge_concurrency(self, settings: AugSettings) -> int | None:
         """Judging tasks that may run at once (None: as many as Ray schedules)."""

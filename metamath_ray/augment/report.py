@@ -11,7 +11,8 @@ Input schema (produced by the augment pipeline; extra keys are ignored):
          "prompts": int,                     # prompts sent (rewrite + solve)
          "candidates": int,                  # chains of thought generated
          "accepted": int, "rejected": int,
-         "reject_reasons": {reason: int},    # rewrite rejections included (empty_rewrite, ...)
+         "reject_reasons": {reason: int},    # rewrite rejections included (empty_rewrite, ...);
+                                             # wrong_step: right final answer, wrong arithmetic step
          "tokens_in": int, "tokens_out": int,
          "cost_usd": float | None,           # optional: at the config's prices (API teachers)
          "dedup_dropped": int, "decontam_dropped": int}
@@ -177,6 +178,21 @@ def _decontam_lines(by_reference: dict | None) -> list[str]:
     return ["| reference set | rows dropped |", "|---|---|"] + [f"| {name} | {n} |" for name, n in sorted(by_reference.items())]
 
 
+def _wrong_step_lines(rows: list[dict]) -> list[str]:
+    """Right-answer chains of thought each augmentation lost to a wrong arithmetic step (verify.steps):
+    a `wrong_step` rejection had the right final answer, so right answers = verified (accepted before
+    dedup and decontamination) + wrong_step."""
+    if not any((r.get("reject_reasons") or {}).get("wrong_step") for r in rows):
+        return ["No right-answer candidate was rejected for a wrong arithmetic step (verify.steps off, "
+                "or every checked step held)."]
+    lines = ["| dataset/aug | right final answer | lost to a wrong step | share lost |", "|---|---:|---:|---:|"]
+    for r in rows:
+        lost = int((r.get("reject_reasons") or {}).get("wrong_step", 0))
+        right = int(r.get("verified", r.get("accepted", 0)) or 0) + lost
+        lines.append(f"| {_label(r)} | {right:,} | {lost:,} | {_pct(acceptance_rate(lost, right))} |")
+    return lines
+
+
 def _difficulty_lines(by_difficulty: dict | None) -> list[str]:
     """Requests and accepted chains of thought per difficulty: round 0, the extra requests after it
     (the adaptive allocation), and what they found."""
@@ -211,6 +227,7 @@ def write_report(stats: dict, out_dir: str) -> list[str]:
               "decontamination, which drop further rows from the accepted ones.", "",
               "## Per dataset and augmentation", ""] + _main_table(rows)
     lines += ["", "## Rejection reasons", ""] + _reasons_table(rows)
+    lines += ["", "## Right answers lost to a wrong step", ""] + _wrong_step_lines(rows)
     if cells:
         lines += ["", "## MATH by level and type (acceptance, accepted/candidates)", ""] + _level_type_table(cells)
     lines += _difficulty_lines(stats.get("by_difficulty"))

@@ -76,10 +76,11 @@ def solve_rows(variant: Variant, seed: dict, start: int, count: int, rnd: int, c
 
 
 def judge_rows(rows: list[dict], model: str, engine_key: str, prompt_version: str,
-               budgets: AugBudgets | None = None) -> list[dict]:
+               budgets: AugBudgets | None = None, check_steps: bool = True) -> list[dict]:
     """Engine output rows -> candidate rows (pure; runs inside Ray workers, never on the driver:
     PoT programs run in sandbox child processes). `prompt_version` is the run's; each row records
-    it with its augmentation's solve-prompt version."""
+    it with its augmentation's solve-prompt version. `check_steps` (verify.steps): a right final
+    answer reached through a wrong arithmetic step is rejected as `wrong_step`."""
     from metamath_ray.answers import warm_up_once
 
     warm_up_once()  # a fresh worker's first comparison must not pay sympy's import inside its budget
@@ -90,12 +91,14 @@ def judge_rows(rows: list[dict], model: str, engine_key: str, prompt_version: st
         error = r.get("engine_error") or None  # the request failed after every retry: nothing to judge
         verdict = (Verdict(False, None, "engine_error", "") if error else
                    aug.judge(r.get("generated_text") or "", r["expected"], r["dataset"], budgets[r["aug"]]))
+        if check_steps:
+            verdict = aug.check_steps(verdict)
         row = candidate_row(
             seed_id=r["seed_id"], dataset=r["dataset"], aug=r["aug"], stage="solve", variant=r["variant"],
             sample_idx=r["sample_idx"], round=r["round"], query=r["query"],
             original_question=r["original_question"], response=verdict.response, expected=r["expected"],
             predicted=verdict.predicted, accepted=verdict.accepted, reject_reason=verdict.reject_reason,
-            reject_detail=error, level=r.get("level", ""), type=r.get("type", ""),
+            reject_detail=error or verdict.detail, level=r.get("level", ""), type=r.get("type", ""),
             tokens_in=r.get("num_input_tokens") or 0, tokens_out=r.get("num_generated_tokens") or 0,
             model=model, prompt_version=f"{prompt_version}/{aug.prompt_version}", engine_key=engine_key,
         )
@@ -325,7 +328,7 @@ class AugmentJob:
         cfg = self.cfg
         model, engine_key, version, budgets = cfg.engine.model, self.engine_key, cfg.prompt_version, cfg.aug
         judged = generate(rows, cfg.engine, solve_sampling(cfg),
-                          post=lambda batch: judge_rows(batch, model, engine_key, version, budgets),
+                          post=lambda batch, steps=cfg.verify.steps: judge_rows(batch, model, engine_key, version, budgets, steps),
                           post_concurrency=judge_concurrency(cfg, rows))
         return self._timed(name, rows, judged)
 

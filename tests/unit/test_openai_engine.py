@@ -309,6 +309,7 @@ def _old_config_hash(cfg) -> str:
     # `adaptive` was a bool then, and budget_per_variant did not exist
     payload["adaptive"] = {"uniform": True, "off": False}[payload["adaptive"]]
     payload.pop("budget_per_variant")
+    payload.pop("verify")  # verify.steps did not exist either (issue 16)
     payload["engine"] = {k: v for k, v in payload["engine"].items()
                          if k not in old_placement | new_fields and not (k == "script" and v is None)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
