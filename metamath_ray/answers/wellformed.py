@@ -39,6 +39,7 @@ _LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
 # A token: a run of letters and digits (any script), with decimal/thousands parts of a number.
 _TOKEN = re.compile(r"[^\W_]+(?:[.,]\d+)*")
 _GREEK = re.compile(r"[\u0370-\u03ff]$")
+_LOOK = 16  # characters looked at around a token for its neighbours
 _ORDINALS = frozenset({"st", "nd", "rd", "th", "sts", "nds", "rds", "ths"})
 _MATH_MARKS = set("+-*/=^_(){}[]<>|&")
 _RUNS = re.compile(r"[A-Za-z]+|\d[\d.,]*|[^\W\d_]+")
@@ -108,8 +109,9 @@ def _unit_suffix(run: str, known, in_prose: bool) -> bool:
 
 
 def _neighbours(text: str, start: int, end: int) -> str:
-    """The nearest non-blank characters before and after text[start:end]."""
-    return text[:start].rstrip()[-1:] + text[end:].lstrip()[:1]
+    """The nearest non-blank characters before and after text[start:end] (a local look, so a
+    scan stays linear in the text's length)."""
+    return text[max(0, start - _LOOK):start].rstrip()[-1:] + text[end:end + _LOOK].lstrip()[:1]
 
 
 def _in_math(neighbours: str) -> bool:
