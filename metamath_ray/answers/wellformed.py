@@ -24,7 +24,7 @@ from importlib import resources
 # Gold answers of GSM8K and MATH are at most ~160 characters (MATH's 3x3 matrices); an answer
 # ten times that long is a chain of thought or noise, not a final answer.
 MAX_ANSWER_CHARS = 1_000
-# Prose words (3+ letters) one final answer may hold: "She has 36 apples left" has four.
+# Words one final answer may hold: "She has 36 apples left" has four; more is a sentence chain.
 MAX_ANSWER_WORDS = 24
 # Unknown words one answer may hold before it reads as soup: a name ("Devon"), a rare unit.
 MAX_UNKNOWN_WORDS = 1
@@ -147,24 +147,24 @@ def scan_tokens(text: str, extra_words: frozenset[str] = frozenset()) -> TokenSc
     text = _LATEX_COMMAND.sub(" ", _LATEX_ENV.sub(" ", text))
     for match in _TOKEN.finditer(text):
         token = match.group(0)
+        around = _neighbours(text, match.start(), match.end())
         has_digit = any(ch.isdigit() for ch in token)
         if has_digit and not any(ch.isalpha() for ch in token):
             scan.numbers += 1
+        elif has_digit and _is_glued(token, known, in_prose=any(ch.isalpha() for ch in around)):
+            scan.glued.append(token)
         elif has_digit:
-            if _is_glued(token, known, any(ch.isalpha() for ch in _neighbours(text, match.start(), match.end()))):
-                scan.glued.append(token)
-            else:
-                scan.numbers += 1
+            scan.numbers += 1  # "10mph", "2xy", "H2O"
         else:
-            _classify_word(token, _in_math(_neighbours(text, match.start(), match.end())), scan, known)
+            _classify_word(token, _in_math(around), scan, known)
     return scan
 
 
 def malformed_answer(answer: str) -> str | None:
     """Why `answer` cannot be a final answer ("<what>: <evidence>"), or None when it can.
 
-    Conservative in the other direction from `is_equivalent`: only text that no answer form
-    explains is refused, so a real answer keeps its verdict.
+    Only text that no answer form explains is refused, so a real answer keeps its verdict
+    (every GSM8K and MATH gold answer is well formed, tests/unit/test_answers_wellformed.py).
     """
     if not isinstance(answer, str):
         return "not_text"
