@@ -97,3 +97,22 @@ def _verdicts_not_timing(monkeypatch):
     from metamath_ray.answers import equivalence
 
     monkeypatch.setattr(equivalence, "TIME_BUDGET_S", 10.0)
+
+
+_SOUP = ("whe", "ook", "disindraw", "perimeter", "will", "ThereidThe", "gravelve", "nowcils", "anut", "swall")
+
+
+@pytest.mark.skipif(not (DATA / "math" / "test.jsonl").exists(), reason="shared data not available")
+def test_junk_around_every_real_gold_is_never_equal():
+    """Issue 16's junk category on real golds (GSM8K test, MATH500): soup around the gold, a
+    number gold inside a word, binary noise, long soup ending in the gold. Zero may be equal."""
+    golds = [extract_gsm8k_gold(json.loads(line)["answer"]) for line in (DATA / "gsm8k" / "test.jsonl").open()]
+    golds += [json.loads(line)["answer"] for line in (DATA / "math" / "test500.jsonl").open()]
+    equal = []
+    for i, gold in enumerate(golds):
+        soup = " ".join(_SOUP[(i + k) % len(_SOUP)] for k in range(3))
+        junks = [f"{soup} {gold} {soup}", f"\x00\x01{gold}\ufffd", f"{soup} " * 8 + gold]
+        if gold.lstrip("-").replace(".", "", 1).isdigit():
+            junks.append(f"row{gold}")  # ("rowx = 4" for "x = 4" is an equation, not junk)
+        equal += [(junk, gold) for junk in junks if is_equivalent(junk, gold)]
+    assert equal == []
