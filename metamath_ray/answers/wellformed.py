@@ -178,9 +178,11 @@ def malformed_answer(answer: str) -> str | None:
         return f"number_in_word: {' '.join(scan.glued[:3])}"
     if scan.words > MAX_ANSWER_WORDS:
         return f"too_many_words: {scan.words}"
-    if len(scan.unknown) > MAX_UNKNOWN_WORDS or (scan.words > 1 and not all(map(name_like, scan.unknown))):
+    if (len(scan.unknown) > MAX_UNKNOWN_WORDS or any(map(_mixed_case, scan.unknown))
+            or (scan.words > 1 and not all(map(name_like, scan.unknown)))):
         # one unknown word is an answer ("\text{Devon}", "100 zorbs") or a name in a sentence
-        # ("Jebediah has 36 apples"); any other non-word among words is a broken-off piece
+        # ("Jebediah has 36 apples"); any other non-word among words, or pieces run together
+        # ("bulyQomoxes"), is soup
         return f"non_words: {' '.join(scan.unknown[:5])}"
     if scan.unknown and scan.numbers >= 2:
         return f"numbers_among_non_words: {' '.join(scan.unknown[:5])}"
@@ -202,6 +204,10 @@ def is_unit_phrase(text: str) -> bool:
 def name_like(word: str) -> bool:
     """Capitalised, then lower case: a name (\"Jebediah\"), not a broken-off piece (\"withOn\")."""
     return word[:1].isupper() and word[1:].islower()
+
+
+def _mixed_case(word: str) -> bool:
+    return not (name_like(word) or word.islower() or word.isupper())
 
 
 def _unbalanced(text: str) -> str | None:

@@ -31,6 +31,7 @@ MALFORMED = [
     ("2If100 was 0 square 100", "number_in_word"),
     ("mefter o n digit minutes 100", "non_words"),
     ("ads withOn from 100", "non_words"),
+    ("bulyQomoxes", "non_words"),
     ("13 zorbs 100", "numbers_among_non_words"),
     ("\x00\x01\x02100", "unprintable"),
     ("100\x07", "unprintable"),
