@@ -7,14 +7,17 @@ from typing import Callable
 
 from metamath_ray.engines.chat import ChatPlan, plan_chat
 from metamath_ray.engines.config import EngineConfig, SamplingConfig
+from metamath_ray.engines.registry import ReplicaPlan
 from metamath_ray.engines.scripted import truncate_at_stop
 from metamath_ray.models import resolve_model
 
 
 class HFGenerator:
-    """One replica: a model on this actor's device, generating a batch of prompts at a time."""
+    """One replica: a model on this actor's device, generating a batch of prompts at a time; a Ray
+    Data UDF (`__call__`, with the sampling it was built with) or a long-lived replica (`generate`,
+    with each call's sampling)."""
 
-    def __init__(self, model_path: str, engine: EngineConfig, sampling: SamplingConfig,
+    def __init__(self, model_path: str, engine: EngineConfig, sampling: SamplingConfig | None = None,
                  chat: ChatPlan | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -39,13 +42,22 @@ class HFGenerator:
         self.max_model_len = engine.max_model_len
         self.chat = chat
 
+    def generate(self, rows: list[dict], sampling: SamplingConfig) -> list[dict]:
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        out = self._generate({k: [r.get(k) for r in rows] for k in keys}, sampling)
+        added = ("generated_text", "num_input_tokens", "num_generated_tokens")
+        return [{**row, **{k: out[k][i] for k in added}} for i, row in enumerate(rows)]
+
     def __call__(self, batch: dict) -> dict:
+        return self._generate(batch, self.sampling)
+
+    def _generate(self, batch: dict, sampling: SamplingConfig) -> dict:
         torch = self.torch
         prompts = [str(p) for p in batch["prompt"]]
         if self.chat is not None:  # the model sees the templated text; the row keeps its prompt
             prompts = [self.chat.render(self.tokenizer, p) for p in prompts]
         seeds = [int(s) for s in batch.get("sample_seed", [0] * len(prompts))]
-        default = self.sampling.max_tokens
+        default = sampling.max_tokens
         # Rows without their own budget carry None/NaN here (mixed columns in one batch).
         limits = [
             default if v is None or v != v else int(v)
@@ -59,14 +71,14 @@ class HFGenerator:
         # One generator per batch, seeded from the rows' seeds: reproducible for the same batch.
         digest = hashlib.sha256(",".join(map(str, seeds)).encode()).digest()
         torch.manual_seed(int.from_bytes(digest[:4], "big"))
-        greedy = self.sampling.temperature == 0
+        greedy = sampling.temperature == 0
         with torch.inference_mode():
             out = self.model.generate(
                 **enc,
                 max_new_tokens=max_new,
                 do_sample=not greedy,
-                temperature=None if greedy else self.sampling.temperature,
-                top_p=None if greedy else self.sampling.top_p,
+                temperature=None if greedy else sampling.temperature,
+                top_p=None if greedy else sampling.top_p,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.tokenizer.eos_token_id,
             )
@@ -79,12 +91,24 @@ class HFGenerator:
                 ids = ids[: ids.index(self.tokenizer.eos_token_id) + 1]
             counts.append(len(ids))
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            texts.append(truncate_at_stop(text, self.sampling.stop))
+            texts.append(truncate_at_stop(text, sampling.stop))
         batch = dict(batch)
         batch["generated_text"] = texts
         batch["num_input_tokens"] = enc["attention_mask"].sum(dim=1).tolist()
         batch["num_generated_tokens"] = counts
         return batch
+
+
+def hf_replica(engine: EngineConfig) -> ReplicaPlan:
+    """A replica holding the model; on a GPU where the cluster has them, else on one CPU."""
+    import ray
+
+    model_path = resolve_model(engine.model)
+    chat = plan_chat(engine, model_path)  # on the driver: a model without a template fails here
+    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+    gpus = engine.num_gpus_per_replica if has_gpus else 0
+    return ReplicaPlan(HFGenerator, dict(model_path=model_path, engine=engine, chat=chat),
+                       {"num_gpus": gpus, "num_cpus": 0 if gpus else 1})
 
 
 def build_hf_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from metamath_ray.engines.registry import ReplicaPlan
 from metamath_ray.engines.scripted import truncate_at_stop
 
 if TYPE_CHECKING:
@@ -237,11 +238,12 @@ class OpenAIClient:
         if session is not None:
             await session.close()
 
-    async def complete(self, row: dict) -> Outcome:
+    async def complete(self, row: dict, sampling: SamplingConfig | None = None) -> Outcome:
         """The row's text, or after `max_retries` retries an Outcome with `error` set. Never raises
-        for what the network or the server did."""
+        for what the network or the server did. `sampling`: this request's (default: the client's)."""
+        sampling = sampling or self.sampling
         session = await self._ensure_session()
-        path, body = build_request(self.api, self.model, self.system_prompt, row, self.sampling)
+        path, body = build_request(self.api, self.model, self.system_prompt, row, sampling)
         url = self.base_url + path
         reason, retry_after = "", None
         for attempt in range(self.max_retries + 1):
@@ -249,7 +251,7 @@ class OpenAIClient:
                 await asyncio.sleep(backoff_delay(attempt - 1, retry_after, self.rng, self.backoff_base_s))
             async with self._slots:
                 await self.limiter.wait()
-                result = await self._attempt(session, url, body)
+                result = await self._attempt(session, url, body, list(sampling.stop))
             if result.outcome is not None:
                 result.outcome.retries = attempt
                 return result.outcome
@@ -257,13 +259,13 @@ class OpenAIClient:
         return Outcome(error=one_line(f"{reason} (gave up after {self.max_retries + 1} attempts)", self._key),
                        retries=self.max_retries)
 
-    async def _attempt(self, session, url: str, body: dict) -> _Attempt:
+    async def _attempt(self, session, url: str, body: dict, stop: list[str]) -> _Attempt:
         try:
             async with session.post(url, json=body) as resp:
                 status = resp.status
                 if 200 <= status < 300:
                     text, tokens_in, tokens_out = parse_response(self.api, json.loads(await resp.read()))
-                    return _Attempt(Outcome(truncate_at_stop(text, list(self.sampling.stop)), tokens_in, tokens_out))
+                    return _Attempt(Outcome(truncate_at_stop(text, stop), tokens_in, tokens_out))
                 detail = one_line(f"HTTP {status}: {_error_message(await resp.read())}", self._key)
                 if not is_retryable_status(status):
                     return _Attempt(Outcome(error=detail))
@@ -299,30 +301,37 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def _outcome_columns(outcome: Outcome) -> dict:
+    return {"generated_text": outcome.text, "num_input_tokens": outcome.tokens_in,
+            "num_generated_tokens": outcome.tokens_out, "engine_error": outcome.error,
+            "engine_retries": outcome.retries}
+
+
 class OpenAIGenerator:
-    """A Ray Data actor: an async UDF, so every batch the actor holds shares one client, one pacing
-    limiter and one cap on requests in flight."""
+    """An async actor, so every batch it holds shares one client, one pacing limiter and one cap on
+    requests in flight: a Ray Data UDF (`__call__`, one pass) or a long-lived replica (`generate`,
+    each call with its own sampling)."""
 
     def __init__(self, client_kwargs: dict):
         self.client = OpenAIClient(**client_kwargs)
         self.batches_in_flight = 0
 
-    async def __call__(self, batch: dict) -> dict:
-        n = len(batch["prompt"])
-        rows = [{k: _plain(v[i]) for k, v in batch.items()} for i in range(n)]
+    async def generate(self, rows: list[dict], sampling: SamplingConfig | None = None) -> list[dict]:
         self.batches_in_flight += 1
         try:
-            outcomes = await asyncio.gather(*(self.client.complete(r) for r in rows))
+            outcomes = await asyncio.gather(*(self.client.complete(r, sampling) for r in rows))
         finally:
             self.batches_in_flight -= 1
-            if not self.batches_in_flight:  # idle: close the connections (Ray Data never says when it is done)
+            if not self.batches_in_flight:  # idle: close the connections (a pass may be the last)
                 await self.client.close()
+        return [{**row, **_outcome_columns(o)} for row, o in zip(rows, outcomes)]
+
+    async def __call__(self, batch: dict) -> dict:
+        n = len(batch["prompt"])
+        rows = await self.generate([{k: _plain(v[i]) for k, v in batch.items()} for i in range(n)])
         out = dict(batch)
-        out["generated_text"] = [o.text for o in outcomes]
-        out["num_input_tokens"] = [o.tokens_in for o in outcomes]
-        out["num_generated_tokens"] = [o.tokens_out for o in outcomes]
-        out["engine_error"] = [o.error for o in outcomes]
-        out["engine_retries"] = [o.retries for o in outcomes]
+        for key in _outcome_columns(Outcome()):
+            out[key] = [r[key] for r in rows]
         return out
 
 
@@ -352,10 +361,24 @@ def client_kwargs(engine: EngineConfig, sampling: SamplingConfig, replicas: int)
     }
 
 
+def _batches_in_flight(engine: EngineConfig, kwargs: dict) -> int:
+    """Enough batches per actor that the request cap, not batch boundaries, limits concurrency."""
+    return max(2, -(-kwargs["max_concurrent_requests"] // engine.batch_size) + 1)
+
+
+def openai_replica(engine: EngineConfig) -> ReplicaPlan:
+    """A replica holding the HTTP client (its share of qps and of the in-flight cap); no CPU reserved:
+    it waits on the network."""
+    from metamath_ray.engines.config import SamplingConfig
+
+    kwargs = client_kwargs(engine, SamplingConfig(), engine.replicas)  # each call brings its sampling
+    return ReplicaPlan(OpenAIGenerator, {"client_kwargs": kwargs}, {"num_cpus": 0},
+                       batches_in_flight=_batches_in_flight(engine, kwargs))
+
+
 def build_openai_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:
     kwargs = client_kwargs(engine, sampling, engine.replicas)  # a missing key fails here, on the driver
-    # Enough batches in flight per actor that the request cap, not batch boundaries, limits concurrency.
-    batches_in_flight = max(2, -(-kwargs["max_concurrent_requests"] // engine.batch_size) + 1)
+    batches_in_flight = _batches_in_flight(engine, kwargs)
 
     def stage(ds):
         from ray.data import ActorPoolStrategy

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ray import cloudpickle
 
+from metamath_ray.engines.registry import ReplicaPlan
+
 if TYPE_CHECKING:
     from metamath_ray.engines.config import EngineConfig, SamplingConfig
 
@@ -58,22 +60,33 @@ def _plain(value: Any) -> Any:
 
 
 class ScriptedGenerator:
-    def __init__(self, script: Script, stop: list[str]):
+    """A Ray Data UDF (`__call__`, one pass) and a long-lived replica (`generate`, any pass)."""
+
+    def __init__(self, script: Script, stop: list[str] | None = None):
         self.script = script
-        self.stop = stop
+        self.stop = stop or []
 
     def __call__(self, batch: dict) -> dict:
         n = len(batch["prompt"])
         rows = [{k: _plain(v[i]) for k, v in batch.items()} for i in range(n)]
-        texts = [truncate_at_stop(self.script(row), self.stop) for row in rows]
+        generated = self.generate(rows, stop=self.stop)
         out = dict(batch)
-        out["generated_text"] = texts
-        out["num_input_tokens"] = [len(str(r["prompt"]).split()) for r in rows]
-        out["num_generated_tokens"] = [len(t.split()) for t in texts]
+        for key in ("generated_text", "num_input_tokens", "num_generated_tokens"):
+            out[key] = [g[key] for g in generated]
+        return out
+
+    def generate(self, rows: list[dict], sampling: SamplingConfig | None = None,
+                 stop: list[str] | None = None) -> list[dict]:
+        stop = list(sampling.stop) if sampling is not None else (stop or [])
+        out = []
+        for row in rows:
+            text = truncate_at_stop(self.script(row), stop)
+            out.append({**row, "generated_text": text, "num_input_tokens": len(str(row["prompt"]).split()),
+                        "num_generated_tokens": len(text.split())})
         return out
 
 
-def build_scripted_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:
+def _loaded_script(engine: EngineConfig) -> Script:
     if not engine.script:
         raise ValueError("engine.kind=scripted needs engine.script ('module:function' or 'gold')")
     script = load_script(engine.script)  # a bad name fails here, on the driver, in one line
@@ -82,6 +95,20 @@ def build_scripted_stage(engine: EngineConfig, sampling: SamplingConfig) -> Call
     module = sys.modules.get(script.__module__)
     if module is not None and not script.__module__.startswith("metamath_ray."):
         cloudpickle.register_pickle_by_value(module)
+    return script
+
+
+def scripted_replica(engine: EngineConfig) -> ReplicaPlan:
+    """A replica holding the script. It reserves engine.num_gpus_per_replica where the cluster has
+    GPUs, as a local engine would, so tests can watch GPU reservations come and go."""
+    import ray
+
+    gpus = engine.num_gpus_per_replica if ray.cluster_resources().get("GPU", 0) > 0 else 0
+    return ReplicaPlan(ScriptedGenerator, {"script": _loaded_script(engine)}, {"num_cpus": 0, "num_gpus": gpus})
+
+
+def build_scripted_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:
+    script = _loaded_script(engine)
 
     def stage(ds):
         return ds.map_batches(

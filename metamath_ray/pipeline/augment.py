@@ -7,8 +7,9 @@ deduplicates and decontaminates, writes `data/` and `rejected/` shards, `metamat
 `quarantine/`, `stats.json` and, last, `manifest.json`.
 
 The stage knows augmentations only through their protocol (`augment/protocol.py`, registered in
-`augment/registry.py`) and engines only through the engine registry. Ray is used at the edges: each
-generation pass is one Ray Data graph (engine stage + judging map) whose results stream back.
+`augment/registry.py`) and engines only through the engine registry. Ray is used at the edges: the
+engines are long-lived replicas started once per job (engines/service.py); each generation pass
+sends them batches and judges each result in a Ray task as it streams back.
 """
 
 from __future__ import annotations
@@ -148,36 +149,15 @@ def judge_concurrency(cfg: AugmentConfig, rows: list[dict]) -> int | None:
 # Ray edge: one generation pass
 
 
-def _columns_to_rows(batch: dict) -> list[dict]:
-    keys = list(batch)
-    n = len(batch[keys[0]]) if keys else 0
-    return [{k: (batch[k][i].item() if hasattr(batch[k][i], "item") else batch[k][i]) for k in keys} for i in range(n)]
-
-
-def _rows_to_columns(rows: list[dict]) -> dict:
-    if not rows:
-        return {}
-    return {k: [r[k] for r in rows] for k in rows[0]}
-
-
 def generate(rows: list[dict], engine_cfg, sampling, *,
              post: Callable[[list[dict]], list[dict]] | None = None,
              post_concurrency: int | None = None) -> Iterable[dict]:
     """Run `rows` through the engine (and `post` inside Ray workers, at most `post_concurrency` tasks
-    at once when set); yield result rows as they stream."""
-    import ray.data
+    at once when set); yield result rows as they complete. Inside a job's `engine_scope` every pass on
+    one engine configuration reuses the replicas its first pass started (engines/service.py)."""
+    from metamath_ray.engines.service import generate as generate_on_replicas
 
-    from metamath_ray.engines import build_generation_stage
-
-    if not rows:
-        return
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // 16, 200)))
-    ds = build_generation_stage(engine_cfg, sampling)(ds)
-    if post is not None:
-        ds = ds.map_batches(lambda b: _rows_to_columns(post(_columns_to_rows(b))), batch_format="numpy",
-                            concurrency=post_concurrency)
-    for batch in ds.iter_batches(batch_size=256, batch_format="numpy"):
-        yield from _columns_to_rows(batch)
+    return generate_on_replicas(rows, engine_cfg, sampling, post=post, post_concurrency=post_concurrency)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,6 +177,7 @@ class AugmentJob:
 
     # -- the whole run -------------------------------------------------------------------------
     def run(self) -> dict:
+        from metamath_ray.engines.service import engine_scope
         from metamath_ray.pipeline.finalize import finalize
         from metamath_ray.ray_setup import start_ray
 
@@ -216,12 +197,15 @@ class AugmentJob:
         damaged = self._damaged_chunks() if len(pending) < len(chunks) else {}
         if pending or damaged:
             start_ray(cfg.ray, cfg.engine)
-        if damaged:
-            self.repair_chunks(damaged, chunks)
-        if pending:
-            ids = sorted(pending)
-            for i in range(0, len(ids), cfg.chunks_per_wave):
-                self.run_chunks({c: pending[c] for c in ids[i:i + cfg.chunks_per_wave]})
+        # Engines start on the first pass and serve every later one; leaving the scope (done, or an
+        # error anywhere in it) kills them and frees their GPUs before finalize.
+        with engine_scope():
+            if damaged:
+                self.repair_chunks(damaged, chunks)
+            if pending:
+                ids = sorted(pending)
+                for i in range(0, len(ids), cfg.chunks_per_wave):
+                    self.run_chunks({c: pending[c] for c in ids[i:i + cfg.chunks_per_wave]})
         return finalize(self.store, cfg, loaded, n_chunks=len(chunks), timings=self.timings, wall_start=started)
 
     def _check_resumable(self) -> dict | None:
@@ -396,9 +380,10 @@ class AugmentJob:
     def _timed(self, name: str, requests: list, stream: Iterable[dict]) -> Iterator[dict]:
         """Pass `stream` through with a progress display, recording where the pass's time goes: until
         its first result (engine start-up, model load, first batch) and streaming the rest."""
+        from metamath_ray.engines.service import engine_starts
         from metamath_ray.logs import track
 
-        start = time.perf_counter()
+        start, starts_before = time.perf_counter(), engine_starts()
         first = None
         tokens = lambda row: int(row.get("num_generated_tokens") or row.get("tokens_out") or 0)  # noqa: E731
         for row in track(stream, log, name, len(requests), tokens=tokens):
@@ -407,7 +392,8 @@ class AugmentJob:
             yield row
         total = time.perf_counter() - start
         self.timings.append({"pass": name, "requests": len(requests), "seconds": round(total, 2),
-                             "to_first_result_s": round(first if first is not None else total, 2)})
+                             "to_first_result_s": round(first if first is not None else total, 2),
+                             "engine_starts": engine_starts() - starts_before})
 
 
 def run_augment(cfg: AugmentConfig) -> dict:

@@ -314,6 +314,7 @@ def _timing(passes: list[dict], wall_s: float) -> dict:
     generation_s = sum(p["seconds"] for p in passes)
     return {"passes": passes, "generation_s": round(generation_s, 2),
             "to_first_result_s": round(sum(p["to_first_result_s"] for p in passes), 2),
+            "engine_starts": sum(p.get("engine_starts", 0) for p in passes),  # engine replicas started
             "other_s": round(wall_s - generation_s, 2)}
 
 

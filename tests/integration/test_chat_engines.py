@@ -71,3 +71,14 @@ def test_vllm_engine_applies_the_chat_template(local_ray, tiny_chat_model):
     engine = EngineConfig(kind="vllm", model=tiny_chat_model, max_model_len=512, batch_size=8,
                           engine_kwargs={"enforce_eager": True}, chat=True)
     _check(_run(local_ray, engine), tiny_chat_model, METAMATH_SYSTEM_PROMPT)
+
+
+def test_vllm_replica_applies_the_chat_template(local_ray, tiny_chat_model):
+    """The same through a long-lived replica (engines/service.py), the path augment jobs take."""
+    from metamath_ray.engines.service import generate
+
+    engine = EngineConfig(kind="vllm", model=tiny_chat_model, max_model_len=512, engine_kwargs={"enforce_eager": True},
+                          chat=True)
+    rows = [{"prompt": PROMPT, "sample_seed": s, "k": s} for s in (1, 2)]
+    out = sorted(generate(rows, engine, SamplingConfig(temperature=1.0, max_tokens=6, seed=0)), key=lambda r: r["k"])
+    _check(out, tiny_chat_model, METAMATH_SYSTEM_PROMPT)
