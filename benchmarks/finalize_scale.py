@@ -129,7 +129,7 @@ def generate(n_candidates: int, run_dir: Path) -> dict:
     (run_dir / "candidates").mkdir(parents=True)
     (run_dir / "quarantine").mkdir()
     seeds, rng = _seeds(), random.Random(n_candidates)
-    total, chunk, used, lap = 0, 0, 0, 0
+    total, chunk, used = 0, 0, 0
     while total < n_candidates:
         rows = []
         for s in range(CHUNK_SEEDS):
@@ -163,13 +163,58 @@ def child(run_dir: str, seeds: int, chunks: int) -> None:
     path = Path(run_dir)
     cfg = AugmentConfig(output=str(path.parent), run_name=path.name, chunk_seeds=CHUNK_SEEDS)
     loaded = LoadedSeeds(seeds=[{}] * seeds, quarantine=[], rows_read=seeds)
+    ray_start_s = None
+    if "finalize_passes" in (p.stem for p in (Path(finalize.__code__.co_filename).parent).iterdir()):
+        # The streaming finalize runs inside an augment job, where Ray is already up: start it first.
+        from metamath_ray.ray_setup import start_ray
+
+        t0 = time.time()
+        start_ray(cfg.ray)
+        ray_start_s = round(time.time() - t0, 1)
     started = time.time()
     manifest = finalize(RunStore(cfg.output, cfg.run_name), cfg, loaded, n_chunks=chunks, timings=[], wall_start=started)
     wall = time.time() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print("RESULT " + json.dumps({"wall_s": round(wall, 1), "driver_peak_rss_mib": round(peak_kib / 1024, 1),
+    print("RESULT " + json.dumps({"wall_s": round(wall, 1), "ray_start_s": ray_start_s, "driver_peak_rss_mib": round(peak_kib / 1024, 1),
                                   "accepted": manifest["totals"]["accepted"],
                                   "metamathqa_records": manifest["metamathqa_records"]}), flush=True)
+
+
+def reference_outcome(run_dir: str, out: str) -> None:
+    """The kept / dropped sets by `clean_accepted` (in-memory, the code on sys.path) -> `out` (JSON)."""
+    import pyarrow.parquet as pq
+
+    from metamath_ray.augment.config import AugmentConfig
+    from metamath_ray.pipeline.finalize import clean_accepted, current_candidate_shards
+    from metamath_ray.storage import RunStore
+
+    path = Path(run_dir)
+    store = RunStore(str(path.parent), path.name)
+    rows = [r for _, p in current_candidate_shards(store).values() for r in pq.read_table(path / p).to_pylist()
+            if r["stage"] == "solve" and r["accepted"]]
+    kept, dropped = clean_accepted(rows, AugmentConfig(output=str(path.parent), run_name=path.name))
+    Path(out).write_text(json.dumps({"kept": sorted(r["id"] for r in kept),
+                                     "dropped": {r["id"]: r["reject_reason"] for r in dropped}}))
+
+
+def written_outcome(run_dir: Path) -> dict:
+    """The kept / dropped sets a finalize wrote (data/ and the dedup/decontam reasons in rejected/)."""
+    import pyarrow.parquet as pq
+
+    kept = sorted(i for f in sorted((run_dir / "data").glob("*.parquet")) for i in pq.read_table(f, columns=["id"])["id"].to_pylist())
+    dropped = {}
+    for f in sorted((run_dir / "rejected").glob("*.parquet")):
+        for r in pq.read_table(f, columns=["id", "reject_reason"]).to_pylist():
+            if r["reject_reason"].startswith("duplicate") or r["reject_reason"] == "contaminated":
+                dropped[r["id"]] = r["reject_reason"]
+    return {"kept": kept, "dropped": dropped}
+
+
+def agreement(a: dict, b: dict) -> dict:
+    ka, kb = set(a["kept"]), set(b["kept"])
+    same_reason = sum(1 for i, r in a["dropped"].items() if b["dropped"].get(i) == r)
+    return {"kept_a": len(ka), "kept_b": len(kb), "kept_both": len(ka & kb), "only_a": len(ka - kb), "only_b": len(kb - ka),
+            "dropped_a": len(a["dropped"]), "dropped_b": len(b["dropped"]), "dropped_same_reason": same_reason}
 
 
 def _clean_outputs(run_dir: Path) -> None:
@@ -207,18 +252,36 @@ def measure(code_dir: str, run_dir: Path, info: dict) -> dict:
         raise RuntimeError(f"finalize failed ({proc.returncode}) in {code_dir}")
     result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
     result["ray_processes_peak_rss_mib"] = round(peak.get("workers", 0) / 2**20, 1)
+    (run_dir.parent / f"{run_dir.name}.{Path(code_dir).resolve().name}.outcome.json").write_text(json.dumps(written_outcome(run_dir)))
     return result
+
+
+def compare(run_dir: Path, new_code: str, old_code: str) -> dict:
+    """Kept/dropped of the new finalize's outputs vs `clean_accepted` of the same code (exactness of
+    the distributed dedup) and vs `clean_accepted` of the old code (the hashing change)."""
+    written = json.loads((run_dir.parent / f"{run_dir.name}.{Path(new_code).resolve().name}.outcome.json").read_text())
+    out = {}
+    for name, code in (("same_code_reference", new_code), ("old_code_reference", old_code)):
+        target = run_dir.parent / f"{run_dir.name}.{name}.json"
+        env = {**os.environ, "PYTHONPATH": str(Path(code).resolve())}
+        subprocess.run([sys.executable, __file__, "--reference", str(run_dir), str(target)], env=env, check=True)
+        out[name] = agreement(written, json.loads(target.read_text()))
+    return out
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         return child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    if sys.argv[1:2] == ["--reference"]:
+        return reference_outcome(sys.argv[2], sys.argv[3])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,400000,1500000")
     parser.add_argument("--impl", action="append", default=[], help="NAME=CODE_DIR (repeatable); default new=.")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--generate-only", action="store_true")
+    parser.add_argument("--compare", metavar="OLD_CODE_DIR", help="after measuring, compare the outputs of new=. with "
+                        "clean_accepted of this code and of OLD_CODE_DIR (kept/dropped agreement)")
     args = parser.parse_args()
     impls = dict(i.split("=", 1) for i in (args.impl or ["new=."]))
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -237,12 +300,17 @@ def main() -> None:
                   f"accepted {res['accepted']}", flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2, sort_keys=True))
+        if args.compare and "new" in impls:
+            results[f"agreement@{size}"] = compare(run_dir, impls["new"], args.compare)
+            print(json.dumps(results[f"agreement@{size}"]), flush=True)
+            args.out.write_text(json.dumps(results, indent=2, sort_keys=True))
     _print_table(results)
 
 
 def _print_table(results: dict) -> None:
     print(f"\n{'run':<14}{'candidates':>12}{'wall s':>9}{'driver MiB':>12}{'ray MiB':>10}{'accepted':>10}")
-    for key, r in sorted(results.items(), key=lambda kv: (kv[1]["target_candidates"], kv[1]["impl"])):
+    runs = {k: r for k, r in results.items() if "impl" in r}
+    for key, r in sorted(runs.items(), key=lambda kv: (kv[1]["target_candidates"], kv[1]["impl"])):
         print(f"{key:<14}{r['candidates']:>12}{r['wall_s']:>9.1f}{r['driver_peak_rss_mib']:>12.1f}"
               f"{r['ray_processes_peak_rss_mib']:>10.1f}{r['accepted']:>10}")
 

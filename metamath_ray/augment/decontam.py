@@ -134,6 +134,34 @@ class NgramIndex:
                 return self.ref_ids[int(owners.min())], n
         return None
 
+    def match_details(self, texts: Sequence[str]) -> list[tuple[str, int] | None]:
+        """`match_detail` of many texts at once: one vectorised lookup per size for the whole batch."""
+        words = [_words(t) for t in texts]
+        found: list[tuple[str, int] | None] = [None] * len(texts)
+        for i, w in enumerate(words):
+            ref = self._whole.get(" ".join(w))
+            if ref is not None:
+                found[i] = (ref, 0)
+        mine = np.array([self.own_size(len(w)) for w in words], dtype=np.int64)
+        big = np.iinfo(np.int64).max
+        for n in self.sizes:
+            todo = [i for i in range(len(texts)) if found[i] is None and mine[i] >= n]
+            keys = self._keys[n]
+            if not todo or len(keys) == 0:
+                continue
+            hashes, counts = ngram_hashes([words[i] for i in todo], n, whole_if_short=False)
+            pos = np.searchsorted(keys, hashes)
+            pos[pos >= len(keys)] = 0
+            owner = np.where(keys[pos] == hashes, self._owners[n][pos], -1)
+            # Compared at the smaller of the two texts' sizes: n must be ours or the reference's.
+            text_of = np.repeat(np.arange(len(todo)), counts)
+            ok = (owner >= 0) & ((mine[todo][text_of] == n) | (self._own_size[np.maximum(owner, 0)] == n))
+            first = np.full(len(todo), big, dtype=np.int64)
+            np.minimum.at(first, text_of[ok], owner[ok])
+            for j in np.flatnonzero(first < big):
+                found[todo[j]] = (self.ref_ids[int(first[j])], n)
+        return found
+
     def match(self, text: str) -> str | None:
         found = self.match_detail(text)
         return found[0] if found else None
@@ -142,19 +170,21 @@ class NgramIndex:
 def decontaminate(rows: Iterable[dict], index: NgramIndex,
                   fields: Sequence[str] = ("query", "response")) -> tuple[list[dict], list[dict]]:
     """(kept, dropped); dropped rows get reject_reason "contaminated" and the matched reference."""
-    kept, dropped = [], []
-    for row in rows:
-        hit = None
-        for field in fields:
-            hit = index.match_detail(str(row.get(field) or ""))
+    rows = list(rows)
+    hits: list[tuple[str, tuple[str, int]] | None] = [None] * len(rows)
+    for field in fields:  # the first field that matches names the reason
+        todo = [i for i in range(len(rows)) if hits[i] is None]
+        for i, hit in zip(todo, index.match_details([str(rows[i].get(field) or "") for i in todo])):
             if hit:
-                ref_id, n = hit
-                dropped.append({**row, "accepted": False, "reject_reason": "contaminated",
-                                "reject_detail": f"{field} shares a {n}-gram with {ref_id}" if n
-                                else f"{field} equals {ref_id}"})
-                break
-        if not hit:
+                hits[i] = (field, hit)
+    kept, dropped = [], []
+    for row, hit in zip(rows, hits):
+        if hit is None:
             kept.append(row)
+            continue
+        field, (ref_id, n) = hit
+        dropped.append({**row, "accepted": False, "reject_reason": "contaminated",
+                        "reject_detail": f"{field} shares a {n}-gram with {ref_id}" if n else f"{field} equals {ref_id}"})
     return kept, dropped
 
 

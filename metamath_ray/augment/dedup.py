@@ -128,8 +128,10 @@ class MinHasher:
             stop = max(stop, row + 1)
             lo, hi = bounds[row], bounds[stop]
             with np.errstate(over="ignore"):
-                mixed = (hashes[lo:hi, None] * self.a[None, :] + self.b[None, :]) >> np.uint64(32)
-            out[row:stop] = np.minimum.reduceat(mixed, bounds[row:stop] - lo, axis=0)
+                mixed = np.multiply(hashes[lo:hi, None], self.a[None, :])
+                mixed += self.b[None, :]
+            # x -> x >> 32 is monotonic, so the min may be taken before the shift (on far fewer values).
+            out[row:stop] = np.minimum.reduceat(mixed, bounds[row:stop] - lo, axis=0) >> np.uint64(32)
             row = stop
         return out
 
@@ -208,3 +210,60 @@ def dedup_rows(rows: list[dict], *, key: str | Sequence[str] = "query", threshol
             buckets[b].setdefault(bk, []).append(index)
         kept.append(row)
     return kept, dropped
+
+
+# -- the same decisions, computed at scale (pipeline/finalize_passes.py) --------------------------
+# `dedup_rows` compares a row only with kept rows that share an LSH bucket with it. So its result is
+# fixed by the graph of "would match" edges (pairs sharing a bucket whose signatures agree on at least
+# `threshold` of their values, siblings excepted), resolved greedily in id order: a row is dropped iff
+# it has an edge to an earlier row that was kept. Edges are found in parallel (one task per band);
+# only rows that have edges reach the resolution, so its memory grows with the duplicates, not the run.
+
+def band_keys(signatures: np.ndarray, threshold: float) -> np.ndarray:
+    """(rows, bands) 64-bit keys of the LSH bands of `signatures` (two rows share a bucket of band b
+    iff their keys in column b are equal; a rare 64-bit collision only adds a pair to verify)."""
+    bands, band_rows = lsh_params(threshold, signatures.shape[1])
+    out = np.empty((len(signatures), bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for b in range(bands):
+            part = signatures[:, b * band_rows:(b + 1) * band_rows].astype(np.uint64)
+            out[:, b] = _mix64((part * _GRAM_MULTIPLIERS[:band_rows]).sum(axis=1, dtype=np.uint64) + np.uint64(b))
+    return out
+
+
+def bucket_pairs(keys: np.ndarray, groups: np.ndarray, max_bucket: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (i, j), i < j, of positions with equal (group, key): the pairs one band's buckets hold."""
+    order = np.lexsort((keys, groups))
+    k, g = keys[order], groups[order]
+    boundary = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (g[1:] != g[:-1]), True])
+    firsts, sizes = boundary[:-1], np.diff(boundary)
+    left, right = [], []
+    for start, size in zip(firsts[sizes > 1], sizes[sizes > 1]):
+        members = np.sort(order[start:start + min(size, max_bucket)])
+        i, j = np.triu_indices(len(members), k=1)
+        left.append(members[i])
+        right.append(members[j])
+    if not left:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(left), np.concatenate(right)
+
+
+def resolve_duplicates(edges: Sequence[tuple[str, str, bool]], excluded: Callable[[str], bool] = lambda _: False
+                       ) -> dict[str, tuple[str, str]]:
+    """Greedy resolution of match edges (earlier, later, exact) in id order, as `dedup_rows` does:
+    later -> (reason, earlier kept row it duplicates). `excluded` rows are neither kept nor compared
+    (rows an earlier pass dropped)."""
+    earlier_of: dict[str, list[tuple[str, bool]]] = {}
+    for a, b, exact in edges:
+        earlier_of.setdefault(b, []).append((a, exact))
+    dropped: dict[str, tuple[str, str]] = {}
+    for row in sorted(earlier_of):
+        if excluded(row):
+            continue
+        kept = [(a, exact) for a, exact in earlier_of[row] if a not in dropped and not excluded(a)]
+        same = sorted(a for a, exact in kept if exact)
+        if same:
+            dropped[row] = ("duplicate_exact", same[0])
+        elif kept:
+            dropped[row] = ("duplicate_near", min(a for a, _ in kept))
+    return dropped

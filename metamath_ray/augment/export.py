@@ -19,6 +19,7 @@ import io
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import IO
 
 from metamath_ray.augment.base import ANSWER_PREFIX, EXPORT_TYPES
@@ -44,7 +45,32 @@ def is_exportable(row: dict) -> bool:
 
 
 def _rank(seed: int, row: dict) -> str:
-    return hashlib.sha256(f"{seed}:{row.get('id', '')}".encode()).hexdigest()
+    return rank_of(seed, str(row.get("id", "")))
+
+
+def rank_of(seed: int, row_id: str) -> str:
+    """The sampling rank of a row: a type's first `target` rows by rank are exported."""
+    return hashlib.sha256(f"{seed}:{row_id}".encode()).hexdigest()
+
+
+def targets(mix: dict[str, int | float] | None, available: dict[str, int]) -> dict[str, int]:
+    """Rows to export per type, given the exportable rows available per type."""
+    return dict(available) if mix is None else _targets(mix, available)
+
+
+def record_of(row: dict) -> dict:
+    """The MetaMathQA record of an exportable row."""
+    return {
+        "type": export_type(row),
+        "query": str(row["query"]).strip(),
+        "original_question": str(row.get("original_question") or row["query"]).strip(),
+        "response": str(row["response"]).rstrip(),
+    }
+
+
+def record_json(record: dict) -> str:
+    """One record as written in metamathqa.json (one line)."""
+    return json.dumps(record, ensure_ascii=False)
 
 
 def _targets(mix: dict[str, int | float], available: dict[str, int]) -> dict[str, int]:
@@ -69,18 +95,11 @@ def to_metamathqa(rows: list[dict], mix: dict[str, int | float] | None = None, s
     for row in rows:
         if is_exportable(row):
             by_type.setdefault(export_type(row), []).append(row)
-    available = {t: len(v) for t, v in by_type.items()}
-    targets = available if mix is None else _targets(mix, available)
+    wanted = targets(mix, {t: len(v) for t, v in by_type.items()})
     records = []
     for type_name in _TYPE_ORDER:
-        chosen = sorted(by_type.get(type_name, []), key=lambda r: _rank(seed, r))[: targets.get(type_name, 0)]
-        for row in sorted(chosen, key=lambda r: str(r.get("id", ""))):
-            records.append({
-                "type": type_name,
-                "query": str(row["query"]).strip(),
-                "original_question": str(row.get("original_question") or row["query"]).strip(),
-                "response": str(row["response"]).rstrip(),
-            })
+        chosen = sorted(by_type.get(type_name, []), key=lambda r: _rank(seed, r))[: wanted.get(type_name, 0)]
+        records.extend(record_of(row) for row in sorted(chosen, key=lambda r: str(r.get("id", ""))))
     return records
 
 
@@ -101,12 +120,20 @@ def seed_solution_records(seeds: list[dict]) -> list[dict]:
 
 def write_json(records: list[dict], fileobj: IO) -> None:
     """A JSON array, one record per line, UTF-8; works on text and binary file objects."""
+    write_json_lines((record_json(r) for r in records), fileobj)
+
+
+def write_json_lines(lines: Iterable[str], fileobj: IO) -> int:
+    """`write_json` from records already serialised by `record_json` (streamed); returns the count."""
     text_mode = isinstance(fileobj, io.TextIOBase)
 
     def put(s: str) -> None:
         fileobj.write(s if text_mode else s.encode("utf-8"))
 
+    count = 0
     put("[")
-    for i, record in enumerate(records):
-        put(("\n" if i == 0 else ",\n") + json.dumps(record, ensure_ascii=False))
+    for line in lines:
+        put(("\n" if count == 0 else ",\n") + line)
+        count += 1
     put("\n]\n")
+    return count

@@ -7,7 +7,9 @@ result; shards already committed are kept, and `manifest.json` is written last.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import io
+import json
 import logging
 import os
 import re
@@ -16,12 +18,17 @@ import time
 from collections import Counter, defaultdict
 from importlib import resources
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from metamath_ray import storage
 from metamath_ray.augment import budget, decontam, dedup, export, report
 from metamath_ray.augment.config import AugmentConfig
 from metamath_ray.augment.registry import AUGMENTATIONS, augmentation
+from metamath_ray.pipeline import finalize_passes as passes
 from metamath_ray.engines.pricing import cost_usd, prices_per_1m
-from metamath_ray.records import CANDIDATE_SCHEMA, config_hash, to_table, versions
+from metamath_ray.records import config_hash, versions
 from metamath_ray.seeds import LoadedSeeds
 from metamath_ray.storage import RunStore
 
@@ -138,6 +145,67 @@ def _tally(candidates: list[dict], kept: list[dict], dropped: list[dict]) -> tup
     return by, per_seed
 
 
+def partial_counts(candidates: list[dict], kept: list[dict], dropped: list[dict]) -> dict:
+    """Everything stats.json counts, for one part of the run (a chunk: a seed's rows are all in one
+    chunk, so variant sets become counts); JSON-able, summed by `merge_counts`."""
+    by, per_seed = _tally(candidates, kept, dropped)
+    cells = {}
+    for (ds, aug), b in by.items():
+        cell = {k: v for k, v in b.items() if k not in ("variants", "variants_with_accepted", "reject_reasons")}
+        cell["reject_reasons"] = dict(b["reject_reasons"])
+        cell["variants"] = len(b["variants"])
+        cell["variants_failed_validation"] = len(b["variants"] - b["variants_with_accepted"])
+        cells[f"{ds}|{aug}"] = cell
+    return {
+        "by": cells,
+        "per_seed": {f"{s}|{a}": v for (s, a), v in per_seed.items()},
+        "math_level_type": {json.dumps([lv, ty]): v for (lv, ty), v in _math_level_type_cells(candidates).items()},
+        "decontam_by_reference": [[k, v] for k, v in Counter(
+            decontam.matched_reference_set(r.get("reject_detail")) for r in dropped
+            if r["reject_reason"] == "contaminated").items()],
+        "engine_errors": sum(1 for r in candidates if is_engine_error(r)),
+        "difficulty": budget.difficulty_table(candidates)["table"],  # per variant: a chunk's cells add up
+        "accepted": len(kept),
+        "solved": sum(1 for r in candidates if r["stage"] == "solve"),
+        "rejected_solved": sum(1 for r in candidates if r["stage"] == "solve" and not r["accepted"]) + len(dropped),
+    }
+
+
+def merge_counts(parts: list[dict]) -> dict:
+    """The sum of `partial_counts` of disjoint parts."""
+    total: dict = {"by": {}, "per_seed": {}, "math_level_type": {}, "decontam_by_reference": Counter(),
+                   "difficulty": [], "engine_errors": 0, "accepted": 0, "solved": 0, "rejected_solved": 0}
+    difficulty: dict[tuple, dict] = {}
+    for part in parts:
+        for row in part["difficulty"]:
+            into = difficulty.setdefault((row["dataset"], row["difficulty"]), dict.fromkeys(row, 0))
+            into.update({k: (v if k in ("dataset", "difficulty") else into[k] + v) for k, v in row.items()})
+        for key, cell in part["by"].items():
+            into = total["by"].setdefault(key, {"reject_reasons": Counter()})
+            for k, v in cell.items():
+                if k == "reject_reasons":
+                    into[k].update(v)
+                else:
+                    into[k] = into.get(k, 0) + v
+        for name in ("per_seed", "math_level_type"):
+            for key, (x, y) in part[name].items():
+                into = total[name].setdefault(key, [0, 0])
+                into[0] += x
+                into[1] += y
+        total["decontam_by_reference"].update({(k if k is None else str(k)): v for k, v in part["decontam_by_reference"]})
+        for name in ("engine_errors", "accepted", "solved", "rejected_solved"):
+            total[name] += part[name]
+    order = {label: i for i, label in enumerate(budget.PASS_RATE_BUCKETS)}
+    total["difficulty"] = [difficulty[k] for k in sorted(difficulty, key=lambda k: (k[0], order.get(k[1], -1), k[1]))]
+    return total
+
+
+def _by_difficulty(counts: dict, cfg: AugmentConfig) -> dict:
+    """stats.json's by_difficulty (`budget.difficulty_table`) from the chunks' summed cells."""
+    table = budget.difficulty_table([], cfg.adaptive, cfg.budget_per_variant)
+    return {**table, "extra_attempts": sum(c["extra_attempts"] for c in counts["difficulty"]), "table": counts["difficulty"]}
+
+
 def _table_row(dataset: str, aug: str, b: dict, engine) -> dict:
     rejected = b["candidates"] - b["accepted"]
     return {
@@ -149,18 +217,18 @@ def _table_row(dataset: str, aug: str, b: dict, engine) -> dict:
         "cost_usd": cost_usd(engine, b["tokens_in"], b["tokens_out"]),  # None without engine prices
         "dedup_dropped": b["dedup_dropped"], "decontam_dropped": b["decontam_dropped"],
         "rewrites_rejected": b["rewrites_rejected"],
-        "variants": len(b["variants"]),
-        "variants_failed_validation": len(b["variants"] - b["variants_with_accepted"]),
+        "variants": b["variants"],
+        "variants_failed_validation": b["variants_failed_validation"],
     }
 
 
-def _math_level_type(candidates: list[dict]) -> list[dict]:
+def _math_level_type_cells(candidates: list[dict]) -> dict[tuple, list[int]]:
     cells: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     for r in candidates:
         if r["dataset"] == "math" and r["stage"] == "solve":
             cells[(r["level"], r["type"])][0] += 1
             cells[(r["level"], r["type"])][1] += int(bool(r["accepted"]))
-    return [{"level": lv, "type": ty, "candidates": c, "accepted": a} for (lv, ty), (c, a) in sorted(cells.items())]
+    return cells
 
 
 def _decontam_by_reference(dropped: list[dict]) -> dict[str, int]:
@@ -172,62 +240,82 @@ def _decontam_by_reference(dropped: list[dict]) -> dict[str, int]:
 def build_stats(candidates: list[dict], kept: list[dict], dropped: list[dict], loaded: LoadedSeeds, n_chunks: int,
                 wall_s: float, cfg: AugmentConfig) -> dict:
     """stats.json: counts per dataset x augmentation x outcome, acceptance, tokens, throughput."""
-    by, per_seed = _tally(candidates, kept, dropped)
-    table = [_table_row(ds, aug, b, cfg.engine) for (ds, aug), b in sorted(by.items())]
+    return stats_from_counts(merge_counts([partial_counts(candidates, kept, dropped)]), loaded, n_chunks, wall_s, cfg)
+
+
+def stats_from_counts(counts: dict, loaded: LoadedSeeds, n_chunks: int, wall_s: float, cfg: AugmentConfig) -> dict:
+    """stats.json from the (merged) partial counts of the run's chunks."""
+    table = []
+    for key, b in sorted(counts["by"].items(), key=lambda kv: tuple(kv[0].split("|", 1))):
+        ds, aug = key.split("|", 1)
+        table.append(_table_row(ds, aug, b, cfg.engine))
     n_gen = sum(t["candidates"] for t in table)
     tokens_in, tokens_out = sum(t["tokens_in"] for t in table), sum(t["tokens_out"] for t in table)
+    math_cells = sorted((tuple(json.loads(k)), v) for k, v in counts["math_level_type"].items())
+    by_reference = counts["decontam_by_reference"]
     return {
         "run_name": cfg.run_name, "model": cfg.engine.model, "engine": cfg.engine.kind,
         "seeds": {"rows_read": loaded.rows_read, "processed": len(loaded.seeds),
                   "quarantined": len(loaded.quarantine),
                   "quarantine_reasons": dict(Counter(q["reason"] for q in loaded.quarantine))},
         "chunks": n_chunks,
-        "totals": {"candidates": n_gen, "accepted": len(kept), "rejected": n_gen - len(kept),
+        "totals": {"candidates": n_gen, "accepted": counts["accepted"], "rejected": n_gen - counts["accepted"],
                    "rewrites_rejected": sum(t["rewrites_rejected"] for t in table),
                    # requests that failed after every retry (solve and rewrite); a rerun retries exactly these
-                   "engine_errors": sum(1 for r in candidates if is_engine_error(r)),
+                   "engine_errors": counts["engine_errors"],
                    "tokens_in": tokens_in, "tokens_out": tokens_out,
                    "cost_usd": cost_usd(cfg.engine, tokens_in, tokens_out)},
         "prices_per_1m_tokens": prices_per_1m(cfg.engine),  # the config's, which the cost figures assume
         "by_dataset_aug": table,
-        "by_math_level_type": _math_level_type(candidates),
-        "by_difficulty": budget.difficulty_table(candidates, cfg.adaptive, cfg.budget_per_variant),
-        "decontam_by_reference": _decontam_by_reference(dropped) if cfg.decontam.enabled else None,
-        "per_seed_pass_rate": {f"{s}|{a}": round(acc / tot, 4) for (s, a), (acc, tot) in sorted(per_seed.items()) if tot},
+        "by_math_level_type": [{"level": lv, "type": ty, "candidates": c, "accepted": a} for (lv, ty), (c, a) in math_cells],
+        "by_difficulty": _by_difficulty(counts, cfg),
+        "decontam_by_reference": (dict(sorted(by_reference.items(), key=lambda kv: str(kv[0])))
+                                  if cfg.decontam.enabled else None),
+        "per_seed_pass_rate": {k: round(acc / tot, 4) for k, (acc, tot) in sorted(
+            counts["per_seed"].items(), key=lambda kv: tuple(kv[0].rsplit("|", 1))) if tot},
         "wall_time_s": round(wall_s, 2),
         "throughput": {"candidates_per_s": round(n_gen / wall_s, 3) if wall_s else None,
                        "tokens_out_per_s": round(tokens_out / wall_s, 1) if wall_s else None},
     }
 
+
 def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chunks: int, timings: list[dict],
              wall_start: float) -> dict:
     """Everything after generation, from the committed candidate shards; returns the manifest.
-    `timings` are this invocation's generation passes (a resumed run lists only what it generated)."""
-    candidates, chunk_of_seed, shards = _read_candidates(store)
-    solved = [r for r in candidates if r["stage"] == "solve"]
-    kept, dropped = clean_accepted([r for r in solved if r["accepted"]], cfg)
-    rejected = [r for r in candidates if not r["accepted"]] + dropped
-    manifest_shards = _write_outcome_shards(store, kept, rejected, chunk_of_seed)
-    rows_per_shard = Counter(chunk_of_seed[r["seed_id"]] for r in candidates)
-    manifest_shards += [{"kind": "candidates", "path": s, "rows": rows_per_shard[shard_version(s)[0]]} for s in shards]
+    `timings` are this invocation's generation passes (a resumed run lists only what it generated).
+
+    Streams on Ray Data (`finalize_passes`): per-chunk work on workers, each chunk's outputs
+    committed once under `finalize/<digest>/`, so a rerun after a crash redoes only what is missing."""
+    from metamath_ray.ray_setup import start_ray
+    import ray
+
+    if not ray.is_initialized():  # a resumed run whose chunks were all committed has not started Ray
+        start_ray(cfg.ray)
+    shards = current_candidate_shards(store)
+    work = f"finalize/{passes.inputs_digest(store, shards, cfg)}"
+    _drop_stale_work(store, work)
+    decisions = _dedup_decisions(store, cfg, shards, work) if cfg.dedup.enabled else {}
+    done = _outcome_pass(store, cfg, shards, work, decisions)
+    counts = merge_counts([d["counts"] for d in done])
+    manifest_shards = ([d["data"] for d in done] + [d["rejected"] for d in done]
+                       + [{"kind": "candidates", "path": path, "rows": d["rows"]}
+                          for (_, path), d in zip(shards.values(), done)])
     manifest_shards.append({"kind": "quarantine", "path": "quarantine/part-00000.parquet", "rows": len(loaded.quarantine)})
 
-    records = export.to_metamathqa(kept, cfg.export_mix, seed=cfg.sampling.seed)
-    buf = io.BytesIO()
-    export.write_json(records, buf)
-    store.write_bytes("metamathqa.json", buf.getvalue())
-
-    stats = build_stats(candidates, kept, dropped, loaded, n_chunks, time.time() - wall_start, cfg)
-    stats["export"] = {"records": len(records), "by_type": dict(Counter(r["type"] for r in records))}
+    available = sum((Counter(d["export_by_type"]) for d in done), Counter())
+    by_type = _write_export(store, cfg, dict(available), [d["export"] for d in done])
+    n_records = sum(by_type.values())
+    stats = stats_from_counts(counts, loaded, n_chunks, time.time() - wall_start, cfg)
+    stats["export"] = {"records": n_records, "by_type": by_type}
     stats["timing"] = _timing(timings, time.time() - wall_start)
-    _check_accounting(stats, candidates, kept, rejected, loaded)
+    _check_accounting(stats, counts, loaded)
     store.write_json("stats.json", stats)
     _write_report(store, stats)
 
     manifest = {
         "run_name": cfg.run_name, "uri": store.uri, "config_hash": config_hash(cfg),
         "config": _redacted(cfg.model_dump(mode="json")), "versions": versions(),
-        "shards": manifest_shards, "metamathqa_records": len(records),
+        "shards": manifest_shards, "metamathqa_records": n_records,
         "totals": stats["totals"], "seeds": stats["seeds"], "completed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     store.write_json("manifest.json", manifest)  # last: its presence means the run is complete
@@ -235,8 +323,177 @@ def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chun
         log.warning("%d requests failed after every retry (reject_reason engine_error); rerun the same command "
                     "to retry exactly those", stats["totals"]["engine_errors"])
     log.debug("outputs in %s: data/, rejected/, metamathqa.json (%d records), quarantine/, stats.json, "
-              "report/report.md, manifest.json", store.uri, len(records))
+              "report/report.md, manifest.json", store.uri, n_records)
     return manifest
+
+
+def _drop_stale_work(store: RunStore, work: str) -> None:
+    """Work files of other inputs (before a repair, or of other settings) are never read again."""
+    root = storage.join(store.uri, "finalize")
+    for name in storage.list_dirs(root) if store.exists("finalize") else []:
+        if f"finalize/{name}" != work:
+            storage.delete_dir(storage.join(root, name))
+
+
+def _dedup_decisions(store: RunStore, cfg: AugmentConfig, shards: dict, work: str) -> dict[str, dict]:
+    """chunk -> {"variants": dropped variant -> detail, "rows": dropped row id -> (reason, detail)}:
+    passes 1 and 2, committed as `<work>/dedup.parquet` (a rerun reads it back)."""
+    rel = f"{work}/dedup.parquet"
+    if not store.exists(rel):
+        def features(item: dict) -> dict:
+            out = f"{work}/features/{item['chunk']}"
+            if not store.exists(out):
+                table = passes.chunk_features(store.read_table(item["path"]), cfg)
+                if table is not None:
+                    store.commit_table(out, table)
+            return {"path": out if store.exists(out) else None}
+
+        made = passes.map_chunks(features, [{"chunk": c, "path": p} for c, (_, p) in shards.items()])
+        files = [m["path"] for m in made if m["path"]]
+        bands, _ = dedup.lsh_params(cfg.dedup.threshold, cfg.dedup.num_perm)
+        edges = passes.map_chunks(lambda item: {"edges": passes.band_edges(store, files, item["band"], cfg.dedup.threshold)},
+                                  [{"band": b} for b in range(bands)] if files else [])
+        store.commit_table(rel, _resolve(sorted({tuple(e) for found in edges for e in found["edges"]})))
+    decisions: dict[str, dict] = defaultdict(lambda: {"variants": {}, "rows": {}})
+    for r in store.read_table(rel).to_pylist():
+        if r["kind"] == "variant":
+            decisions[r["chunk"]]["variants"][r["key"]] = r["detail"]
+        else:
+            decisions[r["chunk"]]["rows"][r["key"]] = (r["reason"], r["detail"])
+    return dict(decisions)
+
+
+def _resolve(edges: list[tuple]) -> "pa.Table":
+    """Question passes first (a dropped question drops its variant), then (question, response) pairs
+    among the surviving variants, exactly as `clean_accepted` orders them."""
+    out = []
+    dropped_variants: dict[str, str] = {}
+    chunk_of = {e[2]: e[8] for e in edges}  # the later row of an edge is the one dropped
+    for code in (passes.QUESTION_COT, passes.QUESTION_POT):
+        mine = [e for e in edges if e[0] == code]
+        vkey = {e[1]: e[4] for e in mine} | {e[2]: e[5] for e in mine}
+        for order, (_, dup_of) in dedup.resolve_duplicates([(e[1], e[2], e[3]) for e in mine]).items():
+            dropped_variants[vkey[order]] = f"duplicate of {dup_of}"
+            out.append({"chunk": chunk_of[order], "kind": "variant", "key": vkey[order], "reason": "duplicate_query",
+                        "detail": f"duplicate of {dup_of}"})
+    mine = [e for e in edges if e[0] == passes.QUESTION_RESPONSE]
+    vkey = {e[1]: e[4] for e in mine} | {e[2]: e[5] for e in mine}
+    resolved = dedup.resolve_duplicates([(e[1], e[2], e[3]) for e in mine], excluded=lambda i: vkey[i] in dropped_variants)
+    out += [{"chunk": chunk_of[k], "kind": "row", "key": k, "reason": f"{reason}_response", "detail": f"duplicate of {dup_of}"}
+            for k, (reason, dup_of) in resolved.items()]
+    schema = pa.schema([("chunk", pa.string()), ("kind", pa.string()), ("key", pa.string()), ("reason", pa.string()),
+                        ("detail", pa.string())])
+    return pa.Table.from_pylist(out, schema=schema)
+
+
+def _outcome_pass(store: RunStore, cfg: AugmentConfig, shards: dict, work: str, decisions: dict[str, dict]) -> list[dict]:
+    """Pass 3, per chunk: data/, rejected/, the export part and the partial counts (`done/` last)."""
+    import ray
+
+    index_ref = ray.put(_decontam_index(cfg)) if cfg.decontam.enabled else None
+
+    def outcome(item: dict) -> dict:
+        marker = f"{work}/done/{item['chunk'].removesuffix('.parquet')}.json"
+        if store.exists(marker):
+            return store.read_json(marker)
+        mine = json.loads(item["decisions"])
+        dropped_variants, dropped_rows = mine["variants"], {k: tuple(v) for k, v in mine["rows"].items()}
+        table = store.read_table(item["path"])
+        data, rejected, dropped = passes.apply_decisions(
+            table, dropped_variants, dropped_rows, ray.get(index_ref) if index_ref is not None else None)
+        _check_unique_ids(table)
+        export_rel = f"{work}/export/{item['chunk']}"
+        records = passes.export_part(data, cfg.sampling.seed)
+        store.commit_bytes(export_rel, _parquet_bytes(records, EXPORT_ROW_GROUP))
+        slim = ["dataset", "aug", "stage", "seed_id", "variant", "round", "accepted", "reject_reason", "reject_detail",
+                "tokens_in", "tokens_out", "level", "type"]
+        result = {
+            "rows": table.num_rows, "export": export_rel,
+            "export_by_type": dict(Counter(records["type"].to_pylist())),
+            "data": {"kind": "data", **_commit_derived(store, f"data/{item['chunk']}", data)},
+            "rejected": {"kind": "rejected", **_commit_derived(store, f"rejected/{item['chunk']}", rejected)},
+            "counts": partial_counts(table.select(slim).to_pylist(), data.select(["dataset", "aug"]).to_pylist(),
+                                     dropped.select(slim).to_pylist()),
+        }
+        store.commit_bytes(marker, storage.json_bytes(result))
+        return result
+
+    empty = {"variants": {}, "rows": {}}
+    return passes.map_chunks(outcome, [{"chunk": c, "path": p, "decisions": json.dumps(decisions.get(c, empty))}
+                                       for c, (_, p) in shards.items()])
+
+
+EXPORT_ROW_GROUP = 256  # the export merge holds one row group of every chunk's part at a time
+
+
+def _parquet_bytes(table, row_group_size: int) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=row_group_size)
+    return buf.getvalue()
+
+
+def _decontam_index(cfg: AugmentConfig):
+    with tempfile.TemporaryDirectory() as tmp:
+        refs = decontam.load_reference_texts(_reference_paths(cfg.decontam.references, tmp))
+    return decontam.NgramIndex(refs, sizes=tuple(cfg.decontam.ngram_sizes))
+
+
+def _check_unique_ids(table) -> None:
+    # A seed's rows are all in one chunk and ids include the seed, so unique per chunk = unique in the run.
+    if pc.count_distinct(table["id"]).as_py() != table.num_rows:
+        raise AssertionError("accounting: duplicate candidate ids")
+
+
+def _write_export(store: RunStore, cfg: AugmentConfig, available: dict[str, int], parts: list[str]) -> dict[str, int]:
+    """metamathqa.json streamed from the per-chunk export parts: per type (EXPORT_TYPES order) the
+    `export_mix` target's lowest-ranked rows, merged by id. Two passes: ranks first (one column of
+    one type at a time), then the lines. Returns the records written per type."""
+    wanted = export.targets(cfg.export_mix, available)
+    cutoff = {t: _rank_cutoff(store, parts, t, n) for t, n in wanted.items() if 0 < n < available.get(t, 0)}
+    written: dict[str, int] = {}
+
+    def lines():
+        for type_name in export.EXPORT_TYPES.values():
+            if not wanted.get(type_name):
+                continue
+            streams = [_part_lines(store, part, type_name, cutoff.get(type_name)) for part in parts]
+            for _, line in heapq.merge(*streams):
+                written[type_name] = written.get(type_name, 0) + 1
+                yield line
+
+    tmp_rel = "metamathqa.json.partial"
+    with store.fs.open_output_stream(store.path(tmp_rel)) as out:
+        export.write_json_lines(lines(), out)
+    storage.with_retries(lambda: store.fs.move(store.path(tmp_rel), store.path("metamathqa.json")))
+    return written
+
+
+def _rank_cutoff(store: RunStore, parts: list[str], type_name: str, n: int) -> str:
+    """The n-th smallest rank among a type's exportable rows (one string column in memory)."""
+    ranks = pa.concat_arrays([_of_type(_read_columns(store, p, ["type", "rank"]), type_name)["rank"].combine_chunks()
+                              for p in parts])
+    return ranks[pc.sort_indices(ranks)[n - 1].as_py()].as_py()
+
+
+def _read_columns(store: RunStore, rel: str, columns: list[str]):
+    with store.fs.open_input_file(store.path(rel)) as f:
+        return pq.read_table(f, columns=columns)
+
+
+def _of_type(table, type_name: str):
+    return table.filter(pc.equal(table["type"], type_name))
+
+
+def _part_lines(store: RunStore, part: str, type_name: str, cutoff: str | None):
+    """(id, line) of one part's rows of a type within the cutoff, in id order, read a row group at a
+    time (the parts are written sorted by type then id, in small row groups)."""
+    with store.fs.open_input_file(store.path(part)) as f:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=EXPORT_ROW_GROUP, columns=["type", "id", "rank", "line"]):
+            batch = pa.Table.from_batches([batch])
+            batch = _of_type(batch, type_name)
+            if cutoff is not None:
+                batch = batch.filter(pc.less_equal(batch["rank"], cutoff))
+            yield from zip(batch["id"].to_pylist(), batch["line"].to_pylist())
 
 
 # -- candidate shard versions (engine_error repair) ----------------------------------------------
@@ -274,18 +531,6 @@ def current_candidate_shards(store: RunStore) -> dict[str, tuple[int, str]]:
     return dict(sorted(newest.items()))
 
 
-def _read_candidates(store: RunStore) -> tuple[list[dict], dict[str, str], list[str]]:
-    """One read of the committed work (the newest version of every chunk): the candidates, the chunk
-    of every seed, the shards read."""
-    shards = [path for _, path in current_candidate_shards(store).values()]
-    candidates, chunk_of_seed = [], {}
-    for s in shards:
-        rows = store.read_table(s).to_pylist()
-        candidates.extend(rows)
-        chunk_of_seed.update((r["seed_id"], shard_version(s)[0]) for r in rows)
-    return candidates, chunk_of_seed, shards
-
-
 def _commit_derived(store: RunStore, rel: str, table) -> dict:
     """data/ and rejected/ are derived from the candidates: committed once, and replaced (atomically)
     only when a repair changed their chunk; a rerun without repairs rewrites nothing."""
@@ -295,19 +540,6 @@ def _commit_derived(store: RunStore, rel: str, table) -> dict:
     if not created and stored != digest:
         store.write_bytes(rel, data)
     return {"path": rel, "rows": table.num_rows, "bytes": len(data), "sha256": digest}
-
-
-def _write_outcome_shards(store: RunStore, kept: list[dict], rejected: list[dict], chunk_of_seed: dict[str, str]) -> list[dict]:
-    """data/ and rejected/ keep the chunk layout of candidates/ (one shard each per chunk)."""
-    written = []
-    for kind, rows in (("data", kept), ("rejected", rejected)):
-        per = defaultdict(list)
-        for r in rows:
-            per[chunk_of_seed[r["seed_id"]]].append(r)
-        for name in sorted(set(chunk_of_seed.values())):
-            part = sorted(per.get(name, []), key=lambda r: r["id"])
-            written.append({"kind": kind, **_commit_derived(store, f"{kind}/{name}", to_table(part, CANDIDATE_SCHEMA))})
-    return written
 
 
 def _timing(passes: list[dict], wall_s: float) -> dict:
@@ -324,16 +556,12 @@ def _write_report(store: RunStore, stats: dict) -> None:
             with open(path, "rb") as f:
                 store.write_bytes(f"report/{os.path.basename(path)}", f.read())
 
-def _check_accounting(stats, candidates, kept, rejected, loaded) -> None:
+def _check_accounting(stats: dict, counts: dict, loaded: LoadedSeeds) -> None:
     """The run's invariants; a violation is a bug, never silently written out."""
-    solved = sum(1 for r in candidates if r["stage"] == "solve")
-    if len(kept) + sum(1 for r in rejected if r["stage"] == "solve") != solved:
+    if counts["accepted"] + counts["rejected_solved"] != counts["solved"]:
         raise AssertionError("accounting: accepted + rejected != generated")
     if stats["seeds"]["processed"] + stats["seeds"]["quarantined"] != loaded.rows_read:
         raise AssertionError("accounting: processed + quarantined != seed rows read")
-    ids = [r["id"] for r in candidates]
-    if len(ids) != len(set(ids)):
-        raise AssertionError("accounting: duplicate candidate ids")
 
 
 def _looks_like_a_credential(key: str) -> bool:
