@@ -82,7 +82,7 @@ _TOKEN = re.compile(
     r"|(?P<TEXT>\\(?:text|mbox|textbf|textit|textrm)\s*\{[^{}]*\})"
     r"|(?P<FUNC>\\(?:operatorname|mathrm|mathbf|mathit)\s*\{[^{}]*\})"  # `\operatorname{cis}`: functions
     r"|(?P<CMD>\\[A-Za-z]+|\\.)"
-    r"|(?P<WORD>[^\W\d_]+)"
+    r"|(?P<WORD>[^\W\d_]+(?:-[^\W\d_]+)*)"  # `non-useful` is a word, not a subtraction
     r"|(?P<PUNCT>.)",
     re.DOTALL,
 )
@@ -101,7 +101,7 @@ _APPROX_CONTEXT = re.compile(r"approx|about|round|nearest|estimat|≈|\\approx",
 _FRESH_LETTERS = {"a", "A", "I"}  # one-letter words that are English, not variables
 _HUNDREDTHS_WORDS = {"cents", "cent", "percent", "pence"}  # `$1 / 2 = 50 cents`
 # Lines about digits and remainders use `=` for congruence: `7 \cdot 3 = 1` (the units digit).
-_MODULAR_CONTEXT = re.compile(r"digit|\\?mod\b|\\equiv|remainder|\\pmod", re.IGNORECASE)
+_MODULAR_CONTEXT = re.compile(r"digit|\\?mod\b|\\equiv|remainder|\\pmod|parity", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,95 @@ def _tokens(text: str) -> list[Token]:
         if kind == "OP":
             value = _OP_NORMAL.get(value, value)
         out.append(Token(kind, value, m.start(), m.end(), m.group()))
-    return _times_letters(out)
+    return _times_letters(_units_as_space(out))
+
+
+# Words that never name a unit, even between a number and an operator.
+_NOT_UNITS = {"and", "or", "is", "are", "was", "were", "so", "then", "to", "the", "an", "if", "which", "that",
+              "for", "in", "on", "at", "with", "as", "but", "gives", "makes", "equals", "total", "because",
+              "since", "thus", "hence", "therefore", "also", "has", "have", "had", "will", "would", "can",
+              "could", "should", "be", "been", "it", "he", "she", "they", "we", "you", "there", "this",
+              "these", "those", "from", "not", "no", "all", "only", "just", "left", "remaining", "gets",
+              "get", "got", "pays", "paid", "costs", "cost", "means", "mod", "modulo"}
+_UNIT_WORD = re.compile(r"[a-z][a-z-]*")  # lower case: `AB`, `PQ` name points, not units
+
+
+def _is_unit(token: Token) -> bool:
+    if token.kind == "TEXT":  # `\text{ cm}`, never `\text{ and }`
+        words = re.findall(r"[A-Za-z-]+", token.text.split("{", 1)[1])
+        return bool(words) and all(_is_unit_word(w) for w in words)
+    return token.kind == "WORD" and _is_unit_word(token.text)
+
+
+def _is_unit_word(word: str) -> bool:
+    return (len(word) > 1 and bool(_UNIT_WORD.fullmatch(word)) and word not in _NOT_UNITS
+            and word not in _OPERATOR_WORDS and word not in _MULTIPLIER_WORDS and word not in _APPROX_WORDS)
+
+
+def _units_as_space(tokens: list[Token]) -> list[Token]:
+    """`4 houses * 3 gnomes = 12`, `$5/hour x 4 hours`, `5\text{ cm} + 3\text{ cm}`: up to three unit
+    words after a number, when an operator or `=` follows them, are read as space."""
+    out = list(tokens)
+    for i, t in enumerate(out):
+        if t.kind != "NUM":
+            continue
+        j, unit = i + 1, []
+        while j < len(out) and len([k for k in unit if out[k].kind != "OP"]) < 3:
+            u = out[j]
+            if u.kind == "SP" and (u.text.isspace() or u.text in ("$", "\$")):
+                j += 1
+            elif u.kind == "OP" and u.text == "/" and j + 1 < len(out) and _is_unit(out[j + 1]):
+                unit.append(j)  # `snakes/jaguar`, `$60/large painting`
+                j += 1
+            elif _is_unit(u):
+                unit.append(j)
+                j += 1
+            else:
+                break
+        touching = unit and out[unit[0]].start == t.end and out[unit[0]].kind == "WORD"  # `2lw`: variables
+        if unit and not touching and _continues_calculation(out, i, j, any(out[k].kind == "TEXT" for k in unit)):
+            for k in unit:
+                out[k] = Token("SP", " ", out[k].start, out[k].end, out[k].text)
+    return out
+
+
+def _unit_words(tokens: list[Token], start: int) -> list[str]:
+    words = []
+    for t in tokens[start:]:
+        if t.kind == "SP" or (t.kind == "OP" and t.text == "/"):
+            continue
+        if not _is_unit(t):
+            break
+        words.append(t.text.lower().rstrip("s"))
+    return words
+
+
+def _same_units(tokens: list[Token], number: int, j: int) -> bool:
+    """The number after the `+`/`-` at j has no unit or the same one as tokens[number]."""
+    nxt = next((k for k in range(j + 1, min(len(tokens), j + 4)) if tokens[k].kind == "NUM"), None)
+    theirs = _unit_words(tokens, nxt + 1) if nxt is not None else []
+    return not theirs or theirs == _unit_words(tokens, number + 1)
+
+
+def _continues_calculation(tokens: list[Token], number: int, j: int, latex_unit: bool) -> bool:
+    """Whether the unit after tokens[number] sits inside a calculation: an operator follows it
+    (not `^`: `cm^2`; not `/`: `5 minutes/100 meters` is a rate), or `=` follows and an operator
+    precedes the number (`4 houses * 3 gnomes = 12`, never `2 hours = 120` or `1/4 cup = 4 tbsp`)."""
+    nxt = tokens[j] if j < len(tokens) else None
+    after = next((t for t in tokens[j + 1:] if t.kind != "SP"), None)
+    if nxt is None:
+        return False
+    if nxt.kind == "OP" and nxt.text in "+-":
+        return _same_units(tokens, number, j)  # `4 pounds - 6 ounces = 58 ounces` mixes units
+    if nxt.kind == "OP":
+        return nxt.text not in "^/"
+    if nxt.kind == "WORD" and nxt.text in ("x", "X"):
+        return after is not None and after.kind == "NUM"
+    if nxt.kind != "EQ" or latex_unit:
+        return False
+    before = next((t for t in reversed(tokens[:number]) if t.kind != "SP"), None)
+    tight_fraction = before is not None and before.text == "/" and before.end == tokens[number].start
+    return before is not None and (before.kind == "OP" or before.text in ("x", "X")) and not tight_fraction
 
 
 def _times_letters(tokens: list[Token]) -> list[Token]:
@@ -165,11 +253,13 @@ class _Parser:
     power := postfix (^ exponent)?; postfix := primary %?; primary := number | (expr) | {expr}
     | \\frac{a}{b} | \\sqrt{a}. `percent` says what `%` means: /100 (True) or nothing (False)."""
 
-    def __init__(self, tokens: list[Token], percent: bool, nested_division: bool = False):
+    def __init__(self, tokens: list[Token], percent: bool, division: str = "left"):
         self.toks = [t for t in tokens if t.kind != "SP"]
         self.i = 0
         self.percent = percent
-        self.nested_division = nested_division  # `25 / 1/3` read as 25 / (1/3), as GSM8K means it
+        # How `a / b / c` groups: "left" (a/b)/c; "nested" a/(b/c) (`14 / 1 / 4 = 56`); "tight": a
+        # `/` written without spaces binds first (`7/12 / 1/12 = 7`, `25 / 1/3 = 75`), as GSM8K means it.
+        self.division = division
 
     def parse(self) -> Fraction:
         if not self.toks or len(self.toks) > MAX_SIDE_TOKENS:
@@ -204,7 +294,7 @@ class _Parser:
             if t.kind == "OP" and t.text in "*/":
                 self.i += 1
                 rhs = self.unary()
-                if t.text == "/" and self.nested_division and (n := self.peek()) and n.kind == "OP" and n.text == "/":
+                if t.text == "/" and self.division == "nested" and (n := self.peek()) and n.kind == "OP" and n.text == "/":
                     self.i += 1
                     divisor = self.unary()
                     rhs = rhs / divisor if divisor else rhs
@@ -269,6 +359,13 @@ class _Parser:
             raise Unreadable("missing operand")
         if t.kind == "NUM":
             self.i += 1
+            slash, den = self.peek(), self.peek(1)
+            if (self.division == "tight" and slash is not None and den is not None and slash.text == "/"
+                    and den.kind == "NUM" and t.end == slash.start and slash.end == den.start):
+                self.i += 2
+                if _literal(den.text) == 0:
+                    raise Unreadable("division by zero")
+                return _literal(t.text) / _literal(den.text)
             return _literal(t.text)
         if t.kind in _OPENERS:
             self.i += 1
@@ -325,17 +422,19 @@ def _isqrt_exact(n: int) -> int | None:
 def side_values(tokens: list[Token]) -> set[Fraction]:
     """Every reading of one side: one, or two when a `%` may mean /100 or a plain number."""
     percents = (True, False) if any(t.kind == "PCT" for t in tokens) else (True,)
-    nestings = (False, True) if sum(t.text == "/" for t in tokens) >= 2 else (False,)
-    return {_Parser(tokens, percent, nested).parse() for percent in percents for nested in nestings}
+    groupings = ("left", "nested", "tight") if sum(t.text == "/" for t in tokens) >= 2 else ("left",)
+    return {_Parser(tokens, percent, grouping).parse() for percent in percents for grouping in groupings}
 
 
 # ---------------------------------------------------------------------------------------------
 # Finding the two sides of each `=`
 
 # Words that join numbers into one calculation ("20% of 50 + 10"): a side next to one is unread.
+# Words that join a number next to them into a calculation (`20% of 50 + 10`, `5 times 3`) ...
 _OPERATOR_WORDS = {"of", "times", "by", "plus", "minus", "over", "per", "divided", "multiplied", "into",
-                   "than", "twice", "half", "double", "triple", "thrice", "squared", "cubed", "less",
-                   "more", "and", "from"}
+                   "than", "squared", "cubed", "less", "more", "x"}
+# ... and words that are a calculation by themselves (`twice 5 + 3`).
+_MULTIPLIER_WORDS = {"twice", "half", "double", "triple", "thrice", "quarter", "third"}
 _LATEX_PREP = [
     (re.compile(r"\\(?:begin|end)\s*\{[^{}]*\}"), "\n"),
     (re.compile(r"\\\\\s*(?:\\hline\s*)?&"), " "),  # align rows continue the previous one: `\\ &= 7`
@@ -420,10 +519,13 @@ def _fence_is_foreign(tokens: list[Token], stop_index: int, edge_index: int, ste
     if stop.kind == "NL":  # LaTeX goes on across lines: `\log_{2002}\n\frac{1}{2002}`
         return beyond is not None and beyond.kind in ("RB", "CMD")
     if stop.kind in ("WORD", "TEXT"):
-        if stop.kind == "WORD" and (touching or stop.text.lower() in _OPERATOR_WORDS
+        word = stop.text.lower()
+        numeric_beyond = beyond is not None and beyond.kind in ("NUM", "PCT", "RP", "RB", "LP", "FRAC", "SQRT")
+        if stop.kind == "WORD" and (touching or word in _MULTIPLIER_WORDS
+                                    or ((word in _OPERATOR_WORDS or (word == "and" and step < 0)) and numeric_beyond)
                                     or (len(stop.text) == 1 and stop.text not in _FRESH_LETTERS)):
             return True
-        return beyond is not None and beyond.kind in ("PCT", "RP", "RB", "LP", "FRAC", "SQRT")
+        return numeric_beyond and beyond.kind != "NUM"
     if stop.kind == "CMD":
         return stop.text not in _SAFE_CMDS or (touching and stop.text in ("\\boxed", "\\fbox"))
     if stop.kind == "PUNCT":
@@ -455,7 +557,7 @@ def _left_side(tokens: list[Token], eq: int) -> tuple[list[Token], int, int] | N
         return None  # `x + 5 = 10`, `knives - 5 = 10`: the left side continues past the stop
     stop = tokens[j] if j >= 0 else None
     if stop is not None and stop.kind in ("WORD", "TEXT") and (
-            all(t.kind != "OP" for t in run) or _is_hyphen_chain(run)):
+            all(t.kind not in ("OP", "FRAC", "SQRT") for t in run) or _is_hyphen_chain(run)):
         return None  # `Week 2 = ...`, `half of 48 = 24`, `Weeks 1-2 = 96 - 70`: labels and phrases
     return run, raw[0].start, j
 
@@ -470,12 +572,18 @@ def _minus_is_binary(tokens: list[Token], stop_index: int) -> bool:
 
 
 def _is_hyphen_chain(run: list[Token]) -> bool:
-    """`6-8-10`, `1-2`: numbers joined by touching hyphens (a triangle's sides, a range)."""
+    """`6-8-10`, `1-2`: rising numbers joined by touching hyphens (a triangle's sides, a range)."""
     solid = [t for t in run if t.kind != "SP"]
     if len(solid) < 3 or len(solid) != len(run) or len(solid) % 2 == 0:
         return False
-    return all(t.kind == ("NUM" if i % 2 == 0 else "OP") and (i % 2 == 0 or t.text == "-")
-               for i, t in enumerate(solid)) and all(a.end == b.start for a, b in zip(solid, solid[1:]))
+    if not (all(t.kind == ("NUM" if i % 2 == 0 else "OP") and (i % 2 == 0 or t.text == "-")
+                for i, t in enumerate(solid)) and all(a.end == b.start for a, b in zip(solid, solid[1:]))):
+        return False
+    try:
+        numbers = [_literal(t.text) for t in solid[::2]]
+    except Unreadable:
+        return True
+    return all(a < b for a, b in zip(numbers, numbers[1:]))  # `15-12` is a subtraction
 
 
 def _right_side(tokens: list[Token], eq: int) -> tuple[list[Token], bool, int] | None:

@@ -36,6 +36,20 @@ CLAIMS = [
     ("x = 3 + 4 = 7", OK),
     ("x = 3 + 4 = 8", WRONG),
     ("5 + 3 = 8 + 2 = 10", OK),  # a running total: the next link checks it
+    # units between the numbers of one calculation
+    ("15 steak knives - 5 = 10", OK),
+    ("In all 4 houses * 3 gnomes = 12 gnomes.", OK),
+    ("In all 4 houses * 3 gnomes = 14 gnomes.", WRONG),
+    ("He earned $60/large painting x 8 large paintings = $480.", OK),
+    ("They ate 5 snakes/jaguar * 6 jaguars = 30 snakes.", OK),
+    ("Lazlo = 4 pounds - 6 ounces = 58 ounces", SKIP),  # mixed units
+    ("So 2 hours = 120 minutes.", SKIP),  # a conversion, not a calculation
+    ("He swims 150 minutes / 5 minutes/100 meters = 3000 meters", SKIP),  # a rate
+    # `a / b/c`: GSM8K divides by the fraction
+    ("She needs 25 / 1/3 = 75 cups.", OK),
+    ("That lasts 7/12 / 1/12/day = 7 days.", SKIP),  # `1/12/day = ...`: a quantity, not a calculation
+    ("That lasts 7/12 / 1/12 = 7 days.", OK),
+    ("There are 12 x 1 and 1/4 = 15 cups", SKIP),  # a mixed number
     # GSM8K calculator annotations, and the text around them
     ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.", OK),
     ("Natalia sold 48/2 = <<48/2=25>>25 clips in May.", WRONG),
@@ -89,7 +103,6 @@ CLAIMS = [
     ("20% of 50 + 10 = 20", SKIP),
     ("Week 2 = 35 hours", SKIP),
     ("Weeks 1-2 = 96 - 70", SKIP),
-    ("15 steak knives - 5 = 10", SKIP),
     ("0900 - 0130 = 0730", SKIP),
     ("-6 = 2, which is impossible", SKIP),
     (r"$7 \cdot 3 = 1$ in the units digit", SKIP),
