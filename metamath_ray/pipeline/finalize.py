@@ -423,7 +423,7 @@ def _outcome_pass(store: RunStore, cfg: AugmentConfig, shards: dict, work: str, 
                                        for c, (_, p) in shards.items()])
 
 
-EXPORT_ROW_GROUP = 256  # the export merge holds one row group of every chunk's part at a time
+EXPORT_ROW_GROUP = 64  # the export merge holds one row group of every chunk's part at a time
 
 
 def _parquet_bytes(table, row_group_size: int) -> bytes:
@@ -470,14 +470,9 @@ def _write_export(store: RunStore, cfg: AugmentConfig, available: dict[str, int]
 
 def _rank_cutoff(store: RunStore, parts: list[str], type_name: str, n: int) -> str:
     """The n-th smallest rank among a type's exportable rows (one string column in memory)."""
-    ranks = pa.concat_arrays([_of_type(_read_columns(store, p, ["type", "rank"]), type_name)["rank"].combine_chunks()
+    ranks = pa.concat_arrays([_of_type(passes.read_columns(store, p, ["type", "rank"]), type_name)["rank"].combine_chunks()
                               for p in parts])
     return ranks[pc.sort_indices(ranks)[n - 1].as_py()].as_py()
-
-
-def _read_columns(store: RunStore, rel: str, columns: list[str]):
-    with store.fs.open_input_file(store.path(rel)) as f:
-        return pq.read_table(f, columns=columns)
 
 
 def _of_type(table, type_name: str):

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from metamath_ray.augment import decontam, dedup, export
 from metamath_ray.augment.registry import AUGMENTATIONS, augmentation
@@ -52,6 +53,12 @@ def map_chunks(fn: Callable[[dict], dict], items: list[dict]) -> list[dict]:
         return []
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     return [json.loads(r["result"]) for r in ds.map(lambda item: {"result": json.dumps(fn(item))}).take_all()]
+
+
+def read_columns(store: RunStore, rel: str, columns: list[str]) -> pa.Table:
+    """Only `columns` of a Parquet file of the run (the others are not read)."""
+    with store.fs.open_input_file(store.path(rel)) as f:
+        return pq.read_table(f, columns=columns)
 
 
 # -- pass 1: features ------------------------------------------------------------------------------
@@ -121,7 +128,7 @@ def chunk_features(table: pa.Table, cfg) -> pa.Table:
 def band_edges(store: RunStore, feature_files: list[str], band: int, threshold: float) -> list[list]:
     """Match edges [pass, earlier order, later order, exact, earlier vkey, later vkey, earlier id,
     later id, later chunk] from one band."""
-    tables = [store.read_table(f).select(["pass", f"band_{band}"]) for f in feature_files]
+    tables = [read_columns(store, f, ["pass", f"band_{band}"]) for f in feature_files]
     file_of = np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])
     row_of = np.concatenate([np.arange(t.num_rows) for t in tables]) if tables else np.zeros(0, np.int64)
     both = pa.concat_tables(tables) if tables else None
@@ -149,8 +156,7 @@ def _rows_at(store: RunStore, feature_files: list[str], files: np.ndarray, rows:
     out: list[dict | None] = [None] * len(files)
     for f in np.unique(files):
         where = np.flatnonzero(files == f)
-        table = store.read_table(feature_files[f]).select(
-            ["pass", "order", "vkey", "id", "digest", "family", "member", "signature"])
+        table = read_columns(store, feature_files[f], ["pass", "order", "vkey", "id", "digest", "family", "member", "signature"])
         picked = table.take(rows[where]).to_pylist()
         for i, row in zip(where, picked):
             row["chunk"] = feature_files[f].rsplit("/", 1)[-1]
