@@ -175,7 +175,8 @@ def child(run_dir: str, seeds: int, chunks: int) -> None:
     manifest = finalize(RunStore(cfg.output, cfg.run_name), cfg, loaded, n_chunks=chunks, timings=[], wall_start=started)
     wall = time.time() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print("RESULT " + json.dumps({"wall_s": round(wall, 1), "ray_start_s": ray_start_s, "driver_peak_rss_mib": round(peak_kib / 1024, 1),
+    passes = json.loads((path / "stats.json").read_text()).get("timing", {}).get("finalize")
+    print("RESULT " + json.dumps({"wall_s": round(wall, 1), "ray_start_s": ray_start_s, "passes_s": passes, "driver_peak_rss_mib": round(peak_kib / 1024, 1),
                                   "accepted": manifest["totals"]["accepted"],
                                   "metamathqa_records": manifest["metamathqa_records"]}), flush=True)
 

@@ -294,8 +294,11 @@ def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chun
     shards = current_candidate_shards(store)
     work = f"finalize/{passes.inputs_digest(store, shards, cfg)}"
     _drop_stale_work(store, work)
+    clock = [("start", time.perf_counter())]
     decisions = _dedup_decisions(store, cfg, shards, work) if cfg.dedup.enabled else {}
+    clock.append(("dedup_s", time.perf_counter()))
     done = _outcome_pass(store, cfg, shards, work, decisions)
+    clock.append(("outcome_s", time.perf_counter()))
     counts = merge_counts([d["counts"] for d in done])
     manifest_shards = ([d["data"] for d in done] + [d["rejected"] for d in done]
                        + [{"kind": "candidates", "path": path, "rows": d["rows"]}
@@ -304,10 +307,14 @@ def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chun
 
     available = sum((Counter(d["export_by_type"]) for d in done), Counter())
     by_type = _write_export(store, cfg, dict(available), [d["export"] for d in done])
+    clock.append(("export_s", time.perf_counter()))
     n_records = sum(by_type.values())
     stats = stats_from_counts(counts, loaded, n_chunks, time.time() - wall_start, cfg)
     stats["export"] = {"records": n_records, "by_type": by_type}
     stats["timing"] = _timing(timings, time.time() - wall_start)
+    # where finalize's time goes: dedup (features + edges + resolution), outcome shards, the export merge
+    stats["timing"]["finalize"] = {name: round(t - clock[i][1], 2) for i, (name, t) in enumerate(clock[1:])}
+    log.info("finalize: %s", stats["timing"]["finalize"])
     _check_accounting(stats, counts, loaded)
     store.write_json("stats.json", stats)
     _write_report(store, stats)
