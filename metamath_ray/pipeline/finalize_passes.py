@@ -135,14 +135,20 @@ def band_edges(store: RunStore, feature_files: list[str], band: int, threshold: 
     if both is None or both.num_rows == 0:
         return []
     left, right = dedup.bucket_pairs(both[f"band_{band}"].to_numpy(), both["pass"].to_numpy())
+    if not len(left):
+        return []
     needed = np.unique(np.concatenate([left, right]))
     details = _rows_at(store, feature_files, file_of[needed], row_of[needed])
     at = {int(g): i for i, g in enumerate(needed)}
+    # A pair that also shares a bucket in an earlier band is that band's task's edge: report each once.
+    keys = dedup.band_keys(np.stack([d["sig"] for d in details]), threshold)[:, :band]
     edges = []
     for a, b in zip(left.tolist(), right.tolist()):
         x, y = details[at[a]], details[at[b]]
         if x["family"] is not None and x["family"] == y["family"] and x["member"] != y["member"]:
             continue  # distinct backward siblings of one seed
+        if band and (keys[at[a]] == keys[at[b]]).any():
+            continue
         if np.mean(x["sig"] == y["sig"]) < threshold:
             continue
         first, second = (x, y) if x["order"] < y["order"] else (y, x)
