@@ -82,7 +82,7 @@ _TOKEN = re.compile(
     r"|(?P<TEXT>\\(?:text|mbox|textbf|textit|textrm)\s*\{[^{}]*\})"
     r"|(?P<FUNC>\\(?:operatorname|mathrm|mathbf|mathit)\s*\{[^{}]*\})"  # `\operatorname{cis}`: functions
     r"|(?P<CMD>\\[A-Za-z]+|\\.)"
-    r"|(?P<WORD>[^\W\d_]+(?:-[^\W\d_]+)*)"  # `non-useful` is a word, not a subtraction
+    r"|(?P<WORD>[^\W\d_]+(?:['’-][^\W\d_]+)*)"  # `non-useful` is a word, not a subtraction
     r"|(?P<PUNCT>.)",
     re.DOTALL,
 )
@@ -131,7 +131,15 @@ _NOT_UNITS = {"and", "or", "is", "are", "was", "were", "so", "then", "to", "the"
               "could", "should", "be", "been", "it", "he", "she", "they", "we", "you", "there", "this",
               "these", "those", "from", "not", "no", "all", "only", "just", "left", "remaining", "gets",
               "get", "got", "pays", "paid", "costs", "cost", "means", "mod", "modulo"}
-_UNIT_WORD = re.compile(r"[a-z][a-z-]*")  # lower case: `AB`, `PQ` name points, not units
+_UNIT_WORD = re.compile(r"[A-Za-z][a-z'’-]*")  # `AB`, `PQ` name points, not units
+_GLUED_UNITS = {"ml", "cm", "mm", "km", "kg", "mg", "lb", "lbs", "oz", "ft", "hr", "hrs", "min", "mins", "sec",
+                "secs", "mph", "pm", "am", "gb", "mb"}  # `10ml`, `80cm`: a unit written onto its number
+# Measures of one quantity: adding `4 pounds - 6 ounces` needs a conversion the text does not show.
+_MEASURES = {"pound", "ounce", "lb", "oz", "hour", "minute", "second", "day", "week", "month", "year", "hr",
+             "min", "sec", "foot", "feet", "inche", "inch", "yard", "mile", "meter", "centimeter", "kilometer",
+             "millimeter", "cm", "km", "mm", "ft", "gram", "kilogram", "kg", "liter", "milliliter", "ml", "cup",
+             "gallon", "quart", "pint", "tablespoon", "teaspoon", "dollar", "cent", "penny", "pennie", "nickel",
+             "dime", "quarter", "ton"}
 
 
 def _is_unit(token: Token) -> bool:
@@ -153,24 +161,43 @@ def _units_as_space(tokens: list[Token]) -> list[Token]:
     for i, t in enumerate(out):
         if t.kind != "NUM":
             continue
-        j, unit = i + 1, []
-        while j < len(out) and len([k for k in unit if out[k].kind != "OP"]) < 3:
-            u = out[j]
-            if u.kind == "SP" and (u.text.isspace() or u.text in ("$", "\$")):
-                j += 1
-            elif u.kind == "OP" and u.text == "/" and j + 1 < len(out) and _is_unit(out[j + 1]):
-                unit.append(j)  # `snakes/jaguar`, `$60/large painting`
-                j += 1
-            elif _is_unit(u):
-                unit.append(j)
-                j += 1
-            else:
-                break
-        touching = unit and out[unit[0]].start == t.end and out[unit[0]].kind == "WORD"  # `2lw`: variables
-        if unit and not touching and _continues_calculation(out, i, j, any(out[k].kind == "TEXT" for k in unit)):
+        j, unit = _unit_after(out, i)
+        first = out[unit[0]] if unit else None
+        touching = first is not None and first.start == t.end and first.kind == "WORD"
+        if touching and first.text.lower() not in _GLUED_UNITS:
+            continue  # `2lw`, `3ab`: variables
+        rate = first is not None and first.text == "/"  # `$2190/year`: a rate is always a unit
+        if unit and (rate or _continues_calculation(out, i, j, any(out[k].kind == "TEXT" for k in unit))):
             for k in unit:
                 out[k] = Token("SP", " ", out[k].start, out[k].end, out[k].text)
     return out
+
+
+def _unit_after(tokens: list[Token], number: int) -> tuple[int, list[int]]:
+    """(index after it, indexes of its tokens) of the unit after tokens[number]: up to five words,
+    `/word` rates, `of`/`per` inside (`6 tubs of lip gloss`, `2 hours per game`)."""
+    j, unit = number + 1, []
+    while j < len(tokens) and len(unit) < 7:
+        u, nxt = tokens[j], tokens[j + 1] if j + 1 < len(tokens) else None
+        if u.kind == "SP" and (u.text.isspace() or u.text in ("$", "\\$")):
+            j += 1
+        elif u.kind == "OP" and u.text == "/" and nxt is not None and _is_unit(nxt) and u.end == nxt.start:
+            unit.append(j)  # `snakes/jaguar`, `$60/large painting`
+            j += 1
+        elif unit and u.kind == "WORD" and u.text in ("of", "per") and _next_is_unit(tokens, j + 1):
+            unit.append(j)
+            j += 1
+        elif _is_unit(u):
+            unit.append(j)
+            j += 1
+        else:
+            break
+    return j, unit
+
+
+def _next_is_unit(tokens: list[Token], j: int) -> bool:
+    nxt = next((t for t in tokens[j:j + 3] if t.kind != "SP"), None)
+    return nxt is not None and _is_unit(nxt)
 
 
 def _unit_words(tokens: list[Token], start: int) -> list[str]:
@@ -188,7 +215,8 @@ def _same_units(tokens: list[Token], number: int, j: int) -> bool:
     """The number after the `+`/`-` at j has no unit or the same one as tokens[number]."""
     nxt = next((k for k in range(j + 1, min(len(tokens), j + 4)) if tokens[k].kind == "NUM"), None)
     theirs = _unit_words(tokens, nxt + 1) if nxt is not None else []
-    return not theirs or theirs == _unit_words(tokens, number + 1)
+    ours = _unit_words(tokens, number + 1)
+    return not (theirs and ours and theirs != ours and theirs[0] in _MEASURES and ours[0] in _MEASURES)
 
 
 def _continues_calculation(tokens: list[Token], number: int, j: int, latex_unit: bool) -> bool:
@@ -201,8 +229,10 @@ def _continues_calculation(tokens: list[Token], number: int, j: int, latex_unit:
         return False
     if nxt.kind == "OP" and nxt.text in "+-":
         return _same_units(tokens, number, j)  # `4 pounds - 6 ounces = 58 ounces` mixes units
+    if nxt.kind == "OP" and nxt.text == "/":
+        return not (after is not None and after.kind == "NUM" and after.start == nxt.end)  # `5 minutes/100 meters`
     if nxt.kind == "OP":
-        return nxt.text not in "^/"
+        return nxt.text != "^"
     if nxt.kind == "WORD" and nxt.text in ("x", "X"):
         return after is not None and after.kind == "NUM"
     if nxt.kind != "EQ" or latex_unit:
@@ -514,8 +544,8 @@ def _fence_is_foreign(tokens: list[Token], stop_index: int, edge_index: int, ste
         return False
     touching = _touching(tokens, *sorted((stop_index, edge_index)))
     beyond = _neighbour(tokens, stop_index + step, step)
-    if beyond is not None and beyond.kind == "OP":
-        return True
+    if beyond is not None and beyond.kind == "OP" and not (step > 0 and beyond.text == "/" and stop.kind == "WORD"):
+        return True  # ... except `= 800 minutes/day`
     if stop.kind == "NL":  # LaTeX goes on across lines: `\log_{2002}\n\frac{1}{2002}`
         return beyond is not None and beyond.kind in ("RB", "CMD")
     if stop.kind in ("WORD", "TEXT"):
@@ -529,8 +559,12 @@ def _fence_is_foreign(tokens: list[Token], stop_index: int, edge_index: int, ste
     if stop.kind == "CMD":
         return stop.text not in _SAFE_CMDS or (touching and stop.text in ("\\boxed", "\\fbox"))
     if stop.kind == "PUNCT":
-        if step < 0:
-            return (touching and stop.text != '"') or (stop.text in ".," and beyond is not None and beyond.kind == "NUM")
+        if step < 0:  # `2:30`, `3.5`-like `. 84`, `14, 400` (a thousands comma with a space)
+            edge = tokens[edge_index]
+            glued_number = beyond is not None and beyond.kind == "NUM" and beyond.end == stop.start
+            return ((touching and stop.text not in '":' ) or (stop.text == ":" and glued_number)
+                    or (stop.text == "." and beyond is not None and beyond.kind == "NUM")
+                    or (stop.text == "," and glued_number and len(edge.text) == 3 and edge.text.isdigit()))
         glued = beyond is not None and beyond.start == stop.end and not beyond.text.isspace()
         return touching and (stop.text not in _SAFE_PUNCT or (stop.text in ",:." and glued))
     return False

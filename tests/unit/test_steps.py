@@ -47,7 +47,7 @@ CLAIMS = [
     ("He swims 150 minutes / 5 minutes/100 meters = 3000 meters", SKIP),  # a rate
     # `a / b/c`: GSM8K divides by the fraction
     ("She needs 25 / 1/3 = 75 cups.", OK),
-    ("That lasts 7/12 / 1/12/day = 7 days.", SKIP),  # `1/12/day = ...`: a quantity, not a calculation
+    ("That lasts 7/12 / 1/12/day = 7 days.", OK),  # `/day`: a rate is a unit
     ("That lasts 7/12 / 1/12 = 7 days.", OK),
     ("There are 12 x 1 and 1/4 = 15 cups", SKIP),  # a mixed number
     # GSM8K calculator annotations, and the text around them
