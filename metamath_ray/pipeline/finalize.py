@@ -1,7 +1,10 @@
 """Finalize an augment run: dedup, decontaminate, write data/rejected shards, export, stats, manifest.
 
 Deterministic given the committed candidate shards, so a crashed finalize reruns to the same
-result; shards already committed are kept, and `manifest.json` is written last.
+result; shards already committed are kept, and `manifest.json` is written last. The work runs on
+Ray Data, per chunk and per LSH band (`finalize_passes`); the driver holds per-chunk counts and the
+duplicate edges, never the candidates. `clean_accepted` and `build_stats` are the same semantics
+over in-memory rows (the reference the streaming passes are tested against).
 """
 
 from __future__ import annotations
