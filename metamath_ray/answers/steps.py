@@ -69,8 +69,8 @@ def _show(value: Fraction) -> str:
 # Tokens
 
 _TOKEN = re.compile(
-    r"(?P<NL>\n)"
-    r"|(?P<SP>[ \t\r\f\v]+|\\\$|\$|~|&|\\[,;:! ]|\\q?quad(?![A-Za-z])|\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])|\\displaystyle"
+    r"(?P<NL>\n|(?:\\q?quad(?![A-Za-z])\s*)+)"  # `\qquad` separates like a line break
+    r"|(?P<SP>[ \t\r\f\v]+|\\\$|\$|~|&|\\[,;:! ]|\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])|\\displaystyle"
     r"|\\[()\[\]]|\^\s*\{?\s*\\circ\s*\}?|°)"
     r"|(?P<REL><=|>=|==|=>|=<|!=|:=|≤|≥|≠|\\neq?\b)"
     r"|(?P<EQ>=|≈|\\approx(?![A-Za-z]))"
@@ -101,7 +101,8 @@ _APPROX_CONTEXT = re.compile(r"approx|about|round|nearest|estimat|≈|\\approx",
 _FRESH_LETTERS = {"a", "A", "I"}  # one-letter words that are English, not variables
 _HUNDREDTHS_WORDS = {"cents", "cent", "percent", "pence"}  # `$1 / 2 = 50 cents`
 # Lines about digits and remainders use `=` for congruence: `7 \cdot 3 = 1` (the units digit).
-_MODULAR_CONTEXT = re.compile(r"digit|\\?mod\b|\\equiv|remainder|\\pmod|parity", re.IGNORECASE)
+_MODULAR_CONTEXT = re.compile(
+    r"(?:units|ones|last|final|tens|rightmost)(?: two| three)? digits?|\\?mod\b|\\equiv|\\pmod|parity", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,8 +566,10 @@ def _fence_is_foreign(tokens: list[Token], stop_index: int, edge_index: int, ste
             return ((touching and stop.text not in '":' ) or (stop.text == ":" and glued_number)
                     or (stop.text == "." and beyond is not None and beyond.kind == "NUM")
                     or (stop.text == "," and glued_number and len(edge.text) == 3 and edge.text.isdigit()))
-        glued = beyond is not None and beyond.start == stop.end and not beyond.text.isspace()
-        return touching and (stop.text not in _SAFE_PUNCT or (stop.text in ",:." and glued))
+        glued = beyond is not None and beyond.start == stop.end
+        # `3,5`, `2:30`, `8.333...`, `83.\overline{3}`; a sentence's `.` or `,` is no part of the number
+        return touching and (stop.text not in _SAFE_PUNCT or (stop.text in ",:" and glued and beyond.kind == "NUM")
+                             or (stop.text == "." and glued and not beyond.text.isspace()))
     return False
 
 
@@ -587,7 +590,8 @@ def _left_side(tokens: list[Token], eq: int) -> tuple[list[Token], int, int] | N
     if not run or run[-1].kind == "OP":
         return None
     first = run[0]
-    if first.kind == "OP" and (first.text != "-" or _minus_is_binary(tokens, j)):
+    opens_math = edge > 0 and tokens[edge - 1].text in ("$", "\\(", "\\[")  # `equals $-80 + 2(81)`
+    if first.kind == "OP" and (first.text != "-" or (_minus_is_binary(tokens, j) and not opens_math)):
         return None  # `x + 5 = 10`, `knives - 5 = 10`: the left side continues past the stop
     stop = tokens[j] if j >= 0 else None
     if stop is not None and stop.kind in ("WORD", "TEXT") and (
