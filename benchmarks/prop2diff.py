@@ -11,7 +11,8 @@ so many questions sit near 0 or 1 as real pass rates do. k = 4 per question in r
 Part 1 (simulated sampler, many questions): the round sizes come from the pipeline's own pure policy
 (`augment/budget.round_requests`, as `AugmentJob._solve` calls it); each request is a Bernoulli(p)
 draw. `uniform` runs first; its extra requests after round 0 set prop2diff's `budget_per_variant`, so
-both spend the same total. Per max_attempts cap (8 = the default, 32 = a DART-Math-like cap).
+both spend the same total. Per max_attempts cap (8 = the default, 32 = a DART-Math-like cap); also
+prop2diff at that budget with a cap 4x higher (DART-Math samples its hardest queries far more).
 
 Part 2 (one small real run each): `run_augment` on local Ray with `engine.kind=scripted`, whose
 answer is right with the question's p (a hash of seed id and sample index, so reproducible), on the
@@ -40,6 +41,7 @@ SHARED = ROOT.parent / "shared" / "data"
 LEVEL_MEAN_P = {"Level 1": 0.85, "Level 2": 0.65, "Level 3": 0.45, "Level 4": 0.30, "Level 5": 0.15}
 CONCENTRATION = 2.0
 K = 4
+WIDE_CAP = 4
 
 
 def _unit(*parts) -> float:
@@ -75,9 +77,10 @@ def simulate(mode: str, rates: dict[str, float], max_attempts: int, budget_per_v
     rnd = 0
     while wanted := round_requests(mode, tallies, rnd, budget_per_variant):
         for q, n in wanted.items():
-            hits = sum(rng.random() < rates[q] for _ in range(n))
             t = tallies[q]
-            t.sent, t.judged, t.accepted = t.sent + n, t.judged + n, t.accepted + hits
+            t.sent += n
+            for _ in range(n):
+                t.record(rnd, judged=True, accepted=rng.random() < rates[q])
         rnd += 1
     return {q: (t.sent, t.accepted) for q, t in tallies.items()}
 
@@ -108,8 +111,11 @@ def part1(n_variants: int, caps: list[int], repeats: int) -> list[dict]:
             uniform = by_decile(rates, simulate("uniform", rates, cap, 0, seed=rep))
             per_variant = (uniform["requests"] - K * n_variants) / n_variants
             prop = by_decile(rates, simulate("prop2diff", rates, cap, per_variant, seed=rep))
+            # DART-Math lets its hardest queries sample far more than the others: the same budget with
+            # prop2diff's cap raised 4x shows what the cap, not the allocation, holds back
+            wide = by_decile(rates, simulate("prop2diff", rates, WIDE_CAP * cap, per_variant, seed=rep))
             out.append({"max_attempts": cap, "repeat": rep, "budget_per_variant": round(per_variant, 4),
-                        "uniform": uniform, "prop2diff": prop})
+                        "uniform": uniform, "prop2diff": prop, f"prop2diff_max_attempts_x{WIDE_CAP}": wide})
     return out
 
 
@@ -185,6 +191,12 @@ def main() -> None:
             print("\n".join(_table(f"simulated, {args.variants:,} questions, k={K}, max_attempts={r['max_attempts']}, "
                                    f"prop2diff budget_per_variant={r['budget_per_variant']} (= uniform's spend)",
                                    r["uniform"], r["prop2diff"])))
+            wide = r[f"prop2diff_max_attempts_x{WIDE_CAP}"]
+            print(f"  prop2diff with max_attempts {WIDE_CAP * r['max_attempts']} at the same budget: requests "
+                  f"{wide['requests']:,}, accepted {wide['accepted']:,}, per decile "
+                  f"{[d['accepted'] for d in wide['deciles']]}; hardest decile's share {wide['hardest_decile_share']:.2%}, "
+                  f"hardest half's {wide['hardest_half_share']:.1%}, hardest decile with >=1 accepted "
+                  f"{wide['hardest_decile_coverage']:.1%}")
     if args.pipeline_seeds:
         real = results["pipeline"] = part2(args.pipeline_seeds, 8)
         print("\n".join(_table(f"pipeline (scripted engine, local Ray), {real['variants']} questions, k={K}, "

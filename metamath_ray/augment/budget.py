@@ -6,11 +6,23 @@ difficulty table of a run. Pure Python (no Ray), so the policy is testable on it
 - `uniform`: after round 0, resample variants short of k accepted until k or max_attempts (the
   "sample until k accepted" of MetaMath/DART-Math's uniform baseline). Easy questions reach k in
   round 0; the budget it spends beyond that depends on the data.
-- `prop2diff` (DART-Math's Prop2Diff): after round 0, one more round spreads a fixed budget,
-  `budget_per_variant` x the wave's variants, over the variants in proportion to their round-0
-  failure rate (1 - accepted/judged), each capped at max_attempts in all. Every accepted chain of
-  thought is kept, so hard questions get more attempts and more accepted solutions. The allocation
-  needs every round-0 answer of the wave judged first, so it is per wave, not per run.
+- `prop2diff` (DART-Math's Prop2Diff): the number of *accepted* chains of thought a variant ends with
+  is proportional to its difficulty. After round 0 each variant's target is
+  `max(round-0 accepted, ceil(k_max x round-0 failure rate))` (failure rate = 1 - accepted/judged in
+  round 0; engine errors are no evidence, so a variant with nothing judged gets no target beyond round
+  0). A variant that failed nothing gets nothing extra; hard-but-solvable ones aim above k. Rounds
+  follow, like `uniform`: each asks every variant short of its target for ceil(missing / pass rate)
+  more, with the optimistic pass rate (accepted + 1) / (judged + 1) over all its answers so far (never
+  zero; a round rather asks too few than too many, the next one tops up), capped at max_attempts in
+  all. `k_max` is refitted every round: the largest whole number whose requests fit what is left of the
+  wave's budget, `budget_per_variant` x its variants extra requests (at least 1; when nothing fits
+  whole, the next k_max's requests share what is left in proportion). So round 1 goes to the
+  hardest first (a variant that failed all of round 0 asks for its cap), and later rounds raise the
+  targets with what the earlier ones left. Solving stops when the budget is spent or every variant with
+  a failure reached its cap or the highest target. Everything is recomputed from the tallies (the budget
+  spent is the requests sent beyond k), so `round_requests` keeps no state; integer arithmetic and
+  key-order ties make it deterministic. The targets need every round-0 answer of the wave judged first,
+  so the budget is per wave, not per run.
 """
 
 from __future__ import annotations
@@ -18,7 +30,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Hashable, Iterable, Literal
 
 AdaptiveMode = Literal["off", "uniform", "prop2diff"]
@@ -29,18 +40,23 @@ PASS_RATE_BUCKETS = ("round-0 pass 0%", "round-0 pass 1-49%", "round-0 pass 50-9
 
 @dataclass
 class VariantTally:
-    """What one question variant has been asked and answered so far."""
+    """What one question variant has been asked and answered so far (round 0 sends exactly k)."""
 
-    k: int  # accepted chains of thought wanted (aug.<name>.k)
+    k: int  # accepted chains of thought wanted by uniform, and sent in round 0 (aug.<name>.k)
     max_attempts: int  # requests at most, all rounds together
     sent: int = 0  # requests sent
     judged: int = 0  # of those, answers judged (a request that failed with engine_error says nothing)
     accepted: int = 0
+    round0_judged: int = 0  # prop2diff's difficulty is measured on round 0 only, so targets stay fixed
+    round0_accepted: int = 0
 
-    @property
-    def failure_rate(self) -> Fraction:
-        """1 - accepted/judged; 0 with nothing judged (no evidence of difficulty, no extra budget)."""
-        return Fraction(self.judged - self.accepted, self.judged) if self.judged else Fraction(0)
+    def record(self, rnd: int, judged: bool, accepted: bool) -> None:
+        """One answer of round `rnd` came back (judged: not an engine error)."""
+        self.judged += int(judged)
+        self.accepted += int(accepted)
+        if rnd == 0:
+            self.round0_judged += int(judged)
+            self.round0_accepted += int(accepted)
 
     @property
     def headroom(self) -> int:
@@ -53,32 +69,72 @@ def wave_budget(n_variants: int, budget_per_variant: float) -> int:
     return math.floor(round(budget_per_variant * n_variants, 6))
 
 
-def prop2diff_allocation(tallies: dict[Hashable, VariantTally], total: int) -> dict[Hashable, int]:
-    """Extra requests per variant: `total` split in proportion to the failure rates, each variant
-    capped at its headroom; what a capped variant cannot take goes to the others. Integer shares by
-    largest remainder (ties: higher failure rate, then key order), so the result is deterministic.
-    Spends min(total, the headroom of every variant that failed at least once)."""
-    share = {key: 0 for key in tallies}
-    open_ = sorted(key for key, t in tallies.items() if t.failure_rate > 0 and t.headroom > 0)
-    left = max(0, total)
-    while open_ and left > 0:
-        weight = sum(tallies[key].failure_rate for key in open_)
-        ideal = {key: left * tallies[key].failure_rate / weight for key in open_}
-        capped = [key for key in open_ if ideal[key] >= tallies[key].headroom]
-        if capped:  # fill these to their cap, then share what is left among the others
-            for key in capped:
-                share[key] = tallies[key].headroom
-                left -= share[key]
-            open_ = [key for key in open_ if key not in capped]
-            continue
-        for key in open_:
-            share[key] = math.floor(ideal[key])
-        remainder = left - sum(share[key] for key in open_)
-        by_remainder = sorted(open_, key=lambda key: (-(ideal[key] - share[key]), -tallies[key].failure_rate))
-        for key in by_remainder[:remainder]:  # each ideal < headroom, so one more never breaks a cap
-            share[key] += 1
-        break
+def extra_spent(tallies: dict[Hashable, VariantTally]) -> int:
+    """Requests sent after round 0 (round 0 sends k per variant)."""
+    return sum(max(0, t.sent - t.k) for t in tallies.values())
+
+
+def requests_to_reach(target: int, accepted: int, judged: int, headroom: int) -> int:
+    """ceil(missing / optimistic pass rate), capped at headroom; 0 when the target is met."""
+    missing = target - accepted
+    if missing <= 0 or headroom <= 0:
+        return 0
+    return min(headroom, -(-missing * (judged + 1) // (accepted + 1)))
+
+
+def prop2diff_target(t: VariantTally, k_max: int) -> int:
+    """ceil(k_max x round-0 failure rate), never below what round 0 accepted."""
+    if not t.round0_judged:
+        return t.round0_accepted
+    failed = t.round0_judged - t.round0_accepted
+    return max(t.round0_accepted, -(-k_max * failed // t.round0_judged))
+
+
+def _requests_at(tallies: dict[Hashable, VariantTally], k_max: int) -> dict[Hashable, int]:
+    """Requests per variant to reach its target at this k_max from where it stands now (0s left out)."""
+    wants = {key: requests_to_reach(prop2diff_target(t, k_max), t.accepted, t.judged, t.headroom) for key, t in tallies.items()}
+    return {key: n for key, n in wants.items() if n > 0}
+
+
+def prop2diff_k_max(tallies: dict[Hashable, VariantTally], left: int) -> int:
+    """The largest k_max whose requests fit `left` (at least 1). They never fall as k_max grows and
+    stop growing once every target is out of reach of max_attempts, so bisect up to there."""
+    low, high = 1, max([t.max_attempts * max(1, t.round0_judged) for t in tallies.values()] + [1])
+    while low < high:
+        mid = (low + high + 1) // 2
+        if sum(_requests_at(tallies, mid).values()) <= left:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def split_in_proportion(wants: dict[Hashable, int], total: int) -> dict[Hashable, int]:
+    """`total` (< sum of wants) split in proportion to the wants, whole requests by largest remainder
+    (ties: larger want, then key order), so no share exceeds its want and the result is deterministic."""
+    weight = sum(wants.values())
+    share = {key: total * n // weight for key, n in wants.items()}
+    remainder = {key: total * n % weight for key, n in wants.items()}
+    by_remainder = sorted(wants, key=lambda key: (-remainder[key], -wants[key], key))
+    for key in by_remainder[:total - sum(share.values())]:
+        share[key] += 1
     return share
+
+
+def prop2diff_round(tallies: dict[Hashable, VariantTally], budget_per_variant: float) -> dict[Hashable, int]:
+    """One prop2diff round after round 0: k_max refitted to what is left of the wave's budget, then
+    per variant short of its target the requests to reach it (split in proportion when they ask for
+    more than is left)."""
+    left = wave_budget(len(tallies), budget_per_variant) - extra_spent(tallies)
+    if left <= 0:
+        return {}
+    k_max = prop2diff_k_max(tallies, left)
+    # Nothing fits whole (every target at this k_max met): raise it by one and share what is left,
+    # rather than stop with budget unspent.
+    wants = _requests_at(tallies, k_max) or _requests_at(tallies, k_max + 1)
+    if sum(wants.values()) > left:
+        wants = {key: n for key, n in split_in_proportion(wants, left).items() if n > 0}
+    return wants
 
 
 def round_requests(mode: AdaptiveMode, tallies: dict[Hashable, VariantTally], rnd: int,
@@ -90,9 +146,8 @@ def round_requests(mode: AdaptiveMode, tallies: dict[Hashable, VariantTally], rn
     if mode == "uniform":
         wanted = {key: min(t.k - t.accepted, t.headroom) for key, t in tallies.items()}
         return {key: n for key, n in wanted.items() if n > 0}
-    if mode == "prop2diff" and rnd == 1:
-        shares = prop2diff_allocation(tallies, wave_budget(len(tallies), budget_per_variant))
-        return {key: n for key, n in shares.items() if n > 0}
+    if mode == "prop2diff":
+        return prop2diff_round(tallies, budget_per_variant)
     return {}
 
 

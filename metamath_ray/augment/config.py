@@ -83,15 +83,18 @@ class AugmentConfig(BaseModel):
         "uniform",
         description="chains of thought per question variant after round 0 (k each): 'off' samples k once; "
         "'uniform' resamples variants short of k accepted until k or max_attempts; 'prop2diff' (DART-Math) "
-        "spreads budget_per_variant x the wave's variants over them in proportion to their round-0 failure "
-        "rate, each capped at max_attempts, keeping every accepted one (augment/budget.py). "
+        "gives each variant a target of accepted answers proportional to its round-0 failure rate "
+        "(ceil(k_max x failure rate), k_max fitted to the wave's budget; none beyond round 0 for a variant "
+        "that failed nothing) and resamples, round after round, until the target, max_attempts or the "
+        "wave's budget_per_variant x variants is spent, keeping every accepted one (augment/budget.py). "
         "true/false (older configs) mean uniform/off",
     )
     budget_per_variant: float = Field(
         2.0, ge=0,
         description="prop2diff: extra chains of thought per variant on average after round 0 (a wave's "
-        "budget is this x its variants). To compare with uniform at one budget, set it to a uniform run's "
-        "stats.json by_difficulty.extra_attempts / variants; ignored by off and uniform",
+        "budget is this x its variants, rounded down; it sets k_max, and solving stops when it is spent). "
+        "To compare with uniform at one budget, set it to a uniform run's stats.json "
+        "by_difficulty.extra_attempts / variants; ignored by off and uniform",
     )
     limit: int | None = Field(None, ge=1, description="first N seeds of every source")
     chunk_seeds: int = Field(64, ge=1, description="seeds per committed shard (the unit of resume)")

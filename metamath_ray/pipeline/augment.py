@@ -298,10 +298,10 @@ class AugmentJob:
                retry_rows: list[dict] | None = None) -> Iterator[dict]:
         """Chains of thought in rounds, sized by `cfg.adaptive` (augment/budget.py): round 0 asks k per
         variant; `uniform` resamples variants short of k accepted until k or max_attempts; `prop2diff`
-        spreads the wave's budget over the variants by their round-0 failure rate, so it allocates only
-        once every round-0 answer of the wave is judged (a round is one pass, read to its end before the
-        next is sized). Sample indices continue per variant, so ids and seeds do not depend on the mode's
-        timing. `retry_rows` (failed requests sent again) ride along in the first pass, outside the
+        resamples each variant towards an accepted-answer target proportional to its round-0 failure
+        rate within the wave's budget, so it sizes rounds only once every round-0 answer of the wave is
+        judged (a round is one pass, read to its end before the next is sized). Sample indices continue
+        per variant, so ids and seeds do not depend on the mode's timing. `retry_rows` (failed requests sent again) ride along in the first pass, outside the
         budget. Yields judged candidate rows (with their chunk)."""
         cfg = self.cfg
         tallies = {(v.seed_id, v.aug, v.variant): budget.VariantTally(cfg.aug[v.aug].k, cfg.aug[v.aug].max_attempts)
@@ -319,8 +319,8 @@ class AugmentJob:
             for cand in self._judged(rows, f"solve round {rnd}"):
                 tally = tallies.get((cand["seed_id"], cand["aug"], cand["variant"]))
                 if tally is not None:  # a retried row of another variant is outside the budget
-                    tally.accepted += int(bool(cand["accepted"]))
-                    tally.judged += int(cand["reject_reason"] != budget.ENGINE_ERROR)
+                    tally.record(rnd, judged=cand["reject_reason"] != budget.ENGINE_ERROR,
+                                 accepted=bool(cand["accepted"]))
                 yield cand
             rnd += 1
             wanted = budget.round_requests(cfg.adaptive, tallies, rnd, cfg.budget_per_variant)
