@@ -50,6 +50,51 @@ _ANNOTATION = re.compile(r"<<([^<>]*)>>")
 _NUMBER = re.compile(r"(?<![\d.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d])")
 
 
+# Every gold solution flagged at the commit of this benchmark, read by hand: a slip in the dataset's
+# own text (the equation is false as written), or a false flag (the checker misread correct text).
+SLIP, FALSE_FLAG = "slip in the reference text", "false flag"
+REVIEWED = {
+    ("gsm8k", 167): (SLIP, "192*100 is 19200; the answer 1920 follows the slip"),
+    ("gsm8k", 168): (SLIP, "6*2.5 written for 6*3 (the annotation says 6*3=18)"),
+    ("gsm8k", 198): (SLIP, "6/3 written for 3/6"),
+    ("gsm8k", 224): (SLIP, "4080 + 2040 written as 4000 + 2040 = 6120"),
+    ("gsm8k", 502): (SLIP, "3/1=1 (meant 3/3)"),
+    ("gsm8k", 716): (SLIP, "100 * 0.75 = $0.75 (cents vs dollars)"),
+    ("gsm8k", 1253): (FALSE_FLAG, "'20 + 10 decorations to the 29 + 24 decorations already up = 83': the = closes the "
+                                   "whole sentence's sum; read as 29 + 24 = 83"),
+    ("gsm8k", 1817): (SLIP, "1550 for the 1450 computed a line before"),
+    ("gsm8k", 3002): (SLIP, "8*3 written for 80*3"),
+    ("gsm8k", 3334): (SLIP, "4200 + 3000 = 8600; the answer 7200 is right"),
+    ("gsm8k", 3409): (SLIP, "10 x .5 = 10 (it is 5, the answer)"),
+    ("gsm8k", 3859): (SLIP, "5 * 3 = $15,000 (5 stands for 5,000)"),
+    ("gsm8k", 4691): (SLIP, "2*8 = 24"),
+    ("gsm8k", 4973): (SLIP, "200*.55=100"),
+    ("gsm8k", 5152): (SLIP, "'10=2 = $12.00': = typed for +"),
+    ("gsm8k", 5195): (SLIP, "5 x 1/2 = 10 (meant 5 / (1/2))"),
+    ("gsm8k", 5350): (SLIP, "13 + 4 + 16 = 45 (the #### answer is 33)"),
+    ("gsm8k", 5396): (FALSE_FLAG, "'10 pages per day on day 1 * 2 = 20': the label 'day 1' is read as the number 1"),
+    ("gsm8k", 5781): (SLIP, "7+9+1+2 = $19.50: 1 written for 1.50"),
+    ("gsm8k", 6157): (SLIP, "70 + 40 = 100 (the #### answer is 110)"),
+    ("gsm8k", 6256): (SLIP, "1,248 typed for 1,148"),
+    ("gsm8k", 6700): (SLIP, "2 / 12 = .125 (meant 2 / 16)"),
+    ("gsm8k", 6713): (SLIP, "3 x (8/16) = 6 (meant 3 / (8/16))"),
+    ("gsm8k", 6760): (SLIP, "4+4+6 = 18 (the #### answer is 14)"),
+    ("gsm8k", 6812): (SLIP, "50-8 = 44"),
+    ("gsm8k", 6842): (SLIP, "500/ 2/5 = 200 (meant 500 * 2/5)"),
+    ("gsm8k", 7178): (SLIP, "1152/ 1,536 = .5 (it is .75)"),
+    ("gsm8k", 7356): (SLIP, "'1 cheese +1 meat *+1 vegetable = 3': * typed for +"),
+    ("gsm8k", 7444): (SLIP, "14*20=140 (the #### answer is 280)"),
+    ("math", 4060): (SLIP, "-\\frac{2}{1} = 2: the sign of b is dropped"),
+    ("math", 4255): (SLIP, "22/(-16) is -11/8, written -11/4"),
+    ("math", 4326): (SLIP, "the sum as written is 1889, not 2329"),
+    ("math", 4411): (SLIP, "\\tfrac{120}{2} = -60: a minus sign is missing"),
+    ("math", 4840): (SLIP, "162-135+90-36+15 = 338-2(135)-2(36): signs of the intended regrouping are wrong"),
+    ("math", 5541): (SLIP, "37 listed twice among the factors of 10^12 - 1"),
+    ("math", 5719): (SLIP, "1331/200 = 6.655, written ≈ 6.657"),
+    ("math", 6093): (SLIP, "-12 * 9 + 11 = -97, not -100 (the remainder is 8)"),
+}
+
+
 def load() -> dict[str, list[str]]:
     gsm = [json.loads(line)["answer"] for line in open(DATA / "gsm8k" / "train.jsonl", encoding="utf-8")]
     math = [json.loads(line)["solution"] for line in open(DATA / "math" / "train.jsonl", encoding="utf-8")]
@@ -216,7 +261,8 @@ def flagged_gold(texts: dict[str, list[str]]) -> tuple[dict, dict, float, int]:
             checked += report.checked
             skipped += report.skipped
             if report.wrong:
-                rows.append({"index": i, "wrong": [w.describe() for w in report.wrong]})
+                verdict, why = REVIEWED.get((name, i), ("not reviewed", ""))
+                rows.append({"index": i, "wrong": [w.describe() for w in report.wrong], "review": verdict, "why": why})
         listed[name] = rows
         summary[name] = {"solutions": len(items), "flagged": len(rows), "share": round(len(rows) / len(items), 5),
                          "claims_checked": checked, "claims_skipped": skipped}
@@ -264,8 +310,11 @@ def main() -> None:
     rec, missed = recall(texts, listed, args.seed)
     total = sum(g["solutions"] for g in gold.values())
     flagged = sum(g["flagged"] for g in gold.values())
+    false_flags = sum(r["review"] == FALSE_FLAG for rows in listed.values() for r in rows)
+    unreviewed = sum(r["review"] == "not reviewed" for rows in listed.values() for r in rows)
     result = {
-        "gold": gold, "gold_all": {"solutions": total, "flagged": flagged, "share": round(flagged / total, 5)},
+        "gold": gold, "gold_all": {"solutions": total, "flagged": flagged, "share": round(flagged / total, 5),
+                                   "false_flags_by_review": false_flags, "not_reviewed": unreviewed},
         "recall": rec, "speed": {"responses": n, "cpu_s": round(cpu_s, 2), "responses_per_s": round(n / cpu_s, 1)},
         "flagged_gold": listed, "missed_examples": missed, "seed": args.seed,
     }
@@ -278,7 +327,8 @@ def main() -> None:
         g, r = gold[name], rec[name]
         print(f"| {name} | {g['solutions']:,} | {g['flagged']} | {100 * g['share']:.2f}% | {g['claims_checked']:,} "
               f"| {g['claims_skipped']:,} | {r['solutions_with_a_site']:,} | {100 * (r['recall'] or 0):.1f}% |")
-    print(f"\nall gold: {flagged} of {total:,} flagged ({100 * flagged / total:.2f}%); "
+    print(f"\nall gold: {flagged} of {total:,} flagged ({100 * flagged / total:.2f}%), of which {false_flags} false "
+          f"flags and {flagged - false_flags - unreviewed} slips in the reference text by review ({unreviewed} not reviewed); "
           f"speed: {n / cpu_s:.0f} responses/s on one core ({cpu_s:.1f} CPU s for {n:,})")
     print(f"wrote {args.out}")
 
