@@ -13,8 +13,18 @@ stated precision: a result written with fewer decimals than its exact value (`10
 to cents, `7/2 = 3` whole items), and, after "≈" / "about" / "approximately" / "rounded", to the
 stated last digit (`≈ 1,200`). A percent is read both as /100 and as a plain number.
 
+Reading prose as GSM8K writes it: unit words between the numbers of one calculation are space
+(`4 houses * 3 gnomes = 12`, `$3/day * 365 days`), but a conversion (`2 hours = 120 minutes`) or a
+sum of different measures (`4 pounds - 6 ounces`) is skipped; `a / b/c` is also read as a / (b/c),
+`3 x 4` as a product. A side that is a bare number after a word is a label (`Week 2 = 35`, `half of
+48 = 24`), not a calculation; lines about units digits, congruences or parity are skipped.
+
 Bounded time: the text, the number of claims, literal sizes, exponents and intermediate values
 are capped (see the constants below); anything past a cap is skipped.
+
+Measured on the 14,973 GSM8K + MATH training reference solutions (benchmarks/step_checker.py): 0.25%
+flagged (all but two are equations false as written in the dataset), 95% / 91% of perturbed copies
+caught at the changed step, about 1,800 solutions/s on one core.
 """
 
 from __future__ import annotations
