@@ -100,8 +100,8 @@ class AugmentConfig(BaseModel):
     chunk_seeds: int = Field(64, ge=1, description="seeds per committed shard (the unit of resume)")
     chunks_per_wave: int = Field(
         16, ge=1,
-        description="chunks generated per wave; every wave starts the engine once per pass (minutes for a "
-        "7B model on GPUs), so more amortises start-up and fewer loses less work to a crash",
+        description="chunks generated per wave (the engines start once per job and serve every wave); a "
+        "wave's passes end together, so more keeps the replicas busier and fewer loses less work to a crash",
     )
     max_question_chars: int = Field(4000, ge=10, description="longer seed questions are quarantined")
     engine: EngineConfig = Field(default_factory=EngineConfig, description="the teacher that generates")
