@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from metamath_ray.augment import budget
 from metamath_ray.augment.base import Rejection, Variant, Verdict
@@ -255,84 +255,19 @@ class AugmentJob:
         """Generate every augmentation for `chunks` (chunk index -> seeds) and commit them."""
         seeds_by_id = {s["seed_id"]: s for c in chunks.values() for s in c}
         chunk_of = {s["seed_id"]: c for c, ss in chunks.items() for s in ss}
+        direct, requests = [], []
+        for seed in seeds_by_id.values():
+            for aug in self.cfg.augmentations:
+                if augmentation(aug).needs_rewrite:
+                    requests.extend(rewrite_rows(seed, aug, self.cfg))
+                else:
+                    direct.extend(direct_variants(seed, aug, self.cfg))
         results: dict[int, list[dict]] = defaultdict(list)
-        variants = self._variants(seeds_by_id, chunk_of, results)
-        for cand in self._solve(variants, seeds_by_id, chunk_of):
-            results[int(cand.pop("chunk"))].append(cand)
+        WaveLoop(self, seeds_by_id, chunk_of, results).run(direct, requests)
         for chunk in sorted(chunks):
             rows = sorted(results.get(chunk, []), key=lambda r: r["id"])
             info = self.store.commit_table(shard_name("candidates", chunk), to_table(rows, CANDIDATE_SCHEMA))
             log.debug("committed %s: %d candidates", info.path, info.rows)
-
-    def _variants(self, seeds_by_id: dict, chunk_of: dict, results: dict[int, list[dict]]) -> list[Variant]:
-        """Every question variant of the wave: direct ones, then one LLM pass for the rewrites (a refused
-        rewrite is recorded in `results` as a rejected candidate)."""
-        cfg = self.cfg
-        variants: list[Variant] = []
-        requests: list[dict] = []
-        for seed in seeds_by_id.values():
-            for aug in cfg.augmentations:
-                if augmentation(aug).needs_rewrite:
-                    requests.extend(rewrite_rows(seed, aug, cfg))
-                else:
-                    variants.extend(direct_variants(seed, aug, cfg))
-        return variants + self._rewrite(requests, seeds_by_id, chunk_of, results)
-
-    def _rewrite(self, requests: list[dict], seeds_by_id: dict, chunk_of: dict, results: dict[int, list[dict]]) -> list[Variant]:
-        """One LLM pass for rewrite requests: the variants parsed; refused or failed rewrites go to `results`."""
-        cfg = self.cfg
-        if not requests:
-            return []
-        log.info("rewriting: %d rewrite requests", len(requests))
-        variants = []
-        for row in self._timed("rewrite", requests, generate(requests, cfg.engine, cfg.rewrite_sampling)):
-            seed = seeds_by_id[row["seed_id"]]
-            text, parsed = parse_rewrite_row(seed, row)
-            if isinstance(parsed, Rejection):
-                results[chunk_of[seed["seed_id"]]].append(rewrite_rejection(seed, row, text, parsed, cfg, self.engine_key))
-            else:
-                variants.append(parsed)
-        return variants
-
-    def _solve(self, variants: list[Variant], seeds_by_id: dict, chunk_of: dict,
-               retry_rows: list[dict] | None = None) -> Iterator[dict]:
-        """Chains of thought in rounds, sized by `cfg.adaptive` (augment/budget.py): round 0 asks k per
-        variant; `uniform` resamples variants short of k accepted until k or max_attempts; `prop2diff`
-        resamples each variant towards an accepted-answer target proportional to its round-0 failure
-        rate within the wave's budget, so it sizes rounds only once every round-0 answer of the wave is
-        judged (a round is one pass, read to its end before the next is sized). Sample indices continue
-        per variant, so ids and seeds do not depend on the mode's timing. `retry_rows` (failed requests sent again) ride along in the first pass, outside the
-        budget. Yields judged candidate rows (with their chunk)."""
-        cfg = self.cfg
-        tallies = {(v.seed_id, v.aug, v.variant): budget.VariantTally(cfg.aug[v.aug].k, cfg.aug[v.aug].max_attempts)
-                   for v in variants}
-        todo = {(v.seed_id, v.aug, v.variant): v for v in variants}
-        rnd = 0
-        wanted = budget.round_requests(cfg.adaptive, tallies, rnd, cfg.budget_per_variant)
-        while wanted or (rnd == 0 and retry_rows):
-            rows = list(retry_rows or []) if rnd == 0 else []
-            for key, n in wanted.items():
-                v, tally = todo[key], tallies[key]
-                rows.extend(solve_rows(v, seeds_by_id[v.seed_id], tally.sent, n, rnd, cfg, chunk_of[v.seed_id]))
-                tally.sent += n
-            log.info("round %d: %d chains of thought for %d questions", rnd, len(rows), len(wanted))
-            for cand in self._judged(rows, f"solve round {rnd}"):
-                tally = tallies.get((cand["seed_id"], cand["aug"], cand["variant"]))
-                if tally is not None:  # a retried row of another variant is outside the budget
-                    tally.record(rnd, judged=cand["reject_reason"] != budget.ENGINE_ERROR,
-                                 accepted=bool(cand["accepted"]))
-                yield cand
-            rnd += 1
-            wanted = budget.round_requests(cfg.adaptive, tallies, rnd, cfg.budget_per_variant)
-
-    def _judged(self, rows: list[dict], name: str) -> Iterator[dict]:
-        """One generation pass over solve rows, judged inside Ray workers; yields candidate rows."""
-        cfg = self.cfg
-        model, engine_key, version, budgets = cfg.engine.model, self.engine_key, cfg.prompt_version, cfg.aug
-        judged = generate(rows, cfg.engine, solve_sampling(cfg),
-                          post=lambda batch, steps=cfg.verify.steps: judge_rows(batch, model, engine_key, version, budgets, steps),
-                          post_concurrency=judge_concurrency(cfg, rows))
-        return self._timed(name, rows, judged)
 
     # -- retrying engine errors of committed chunks ---------------------------------------------
     def _damaged_chunks(self) -> dict[int, tuple[int, list[dict]]]:
@@ -377,12 +312,10 @@ class AugmentJob:
         cfg = self.cfg
         requests = [q for r in failed if r["stage"] == "rewrite"
                     for q in rewrite_rows(seeds_by_id[r["seed_id"]], r["aug"], cfg) if q["variant"] == r["variant"]]
-        variants = self._rewrite(requests, seeds_by_id, chunk_of, results)
         rows = [solve_rows(self._variant_of(r, seeds_by_id[r["seed_id"]]), seeds_by_id[r["seed_id"]], r["sample_idx"],
                            1, r["round"], cfg, chunk_of[r["seed_id"]])[0]
                 for r in failed if r["stage"] == "solve"]
-        for cand in self._solve(variants, seeds_by_id, chunk_of, retry_rows=rows):
-            results[int(cand.pop("chunk"))].append(cand)
+        WaveLoop(self, seeds_by_id, chunk_of, results).run([], requests, retry_rows=rows)
 
     def _variant_of(self, row: dict, seed: dict) -> Variant:
         """The question variant a stored candidate answered: rebuilt from the seed when the augmentation
@@ -395,23 +328,157 @@ class AugmentJob:
                 return v
         raise RuntimeError(f"candidate {row['id']}: variant {row['variant']} of {row['aug']} no longer exists")
 
-    def _timed(self, name: str, requests: list, stream: Iterable[dict]) -> Iterator[dict]:
-        """Pass `stream` through with a progress display, recording where the pass's time goes: until
-        its first result (engine start-up, model load, first batch) and streaming the rest."""
-        from metamath_ray.engines.service import engine_starts
-        from metamath_ray.logs import track
 
-        start, starts_before = time.perf_counter(), engine_starts()
-        first = None
-        tokens = lambda row: int(row.get("num_generated_tokens") or row.get("tokens_out") or 0)  # noqa: E731
-        for row in track(stream, log, name, len(requests), tokens=tokens):
-            if first is None:
-                first = time.perf_counter() - start
-            yield row
-        total = time.perf_counter() - start
-        self.timings.append({"pass": name, "requests": len(requests), "seconds": round(total, 2),
-                             "to_first_result_s": round(first if first is not None else total, 2),
-                             "engine_starts": engine_starts() - starts_before})
+# ---------------------------------------------------------------------------------------------
+# One wave as one event loop: no barrier between the rewrites, round 0 and later rounds
+
+
+class PassClock:
+    """Per kind of request ("rewrite", "solve round r") of a wave: requests, seconds from its first
+    submit to its last result, to its first result, and the engine replicas its first submit started.
+    Kinds overlap in time now; each entry still says how long its requests waited for the engine."""
+
+    def __init__(self):
+        self.kinds: dict[str, dict] = {}
+
+    def submitted(self, kind: str, count: int, starts_before: int) -> None:
+        from metamath_ray.engines.service import engine_starts
+
+        entry = self.kinds.setdefault(kind, {"start": time.perf_counter(), "requests": 0, "first": None,
+                                             "last": None, "engine_starts": engine_starts() - starts_before})
+        entry["requests"] += count
+
+    def returned(self, kind: str) -> None:
+        entry = self.kinds[kind]
+        entry["last"] = time.perf_counter() - entry["start"]
+        if entry["first"] is None:
+            entry["first"] = entry["last"]
+
+    def entries(self) -> list[dict]:
+        return [{"pass": kind, "requests": e["requests"], "seconds": round(e["last"] or 0.0, 2),
+                 "to_first_result_s": round(e["first"] or 0.0, 2), "engine_starts": e["engine_starts"]}
+                for kind, e in self.kinds.items()]
+
+
+class WaveLoop:
+    """A wave's generation as one event loop on the engine service: the rewrite requests and the
+    direct variants' round 0 go out together; a parsed rewrite queues its variant's round 0 at once;
+    each judged chain of thought updates its variant's tally, and under `uniform` a variant whose
+    round is fully judged and short of k is resampled at once (its r-th resample is round r, sample
+    indices continue). `off`: round 0 only. `prop2diff` sizes its rounds over the whole wave (its
+    targets need every round-0 failure rate), so each of its rounds waits for the previous one.
+    Ids, sample indices, rounds and seeds are those of a pass-by-pass run on the same engine outputs."""
+
+    def __init__(self, job: "AugmentJob", seeds_by_id: dict, chunk_of: dict, results: dict[int, list[dict]]):
+        from metamath_ray.engines.service import engine_service
+
+        self.job, self.cfg = job, job.cfg
+        self.seeds_by_id, self.chunk_of, self.results = seeds_by_id, chunk_of, results
+        self.service = engine_service(self.cfg.engine)
+        self.tallies: dict[VariantKey, budget.VariantTally] = {}
+        self.variants: dict[VariantKey, Variant] = {}
+        self.unjudged: dict[VariantKey, int] = defaultdict(int)  # requests of its current round not judged yet
+        self.wave_round = 0  # prop2diff: the last round sized over the wave
+        self.clock = PassClock()
+        self.streams = (("rewrite", id(self)), ("solve", id(self)))
+
+    def run(self, direct: list[Variant], rewrite_requests: list[dict], retry_rows: list[dict] | None = None) -> None:
+        """Generate and judge everything the wave asks for; candidates land in `results` by chunk."""
+        if rewrite_requests:
+            log.info("rewriting: %d rewrite requests", len(rewrite_requests))
+            self._submit(self.streams[0], "rewrite", rewrite_requests)
+        if retry_rows:
+            self._submit_solve(list(retry_rows))  # failed requests sent again, outside the budget
+        for variant in direct:
+            self._add_variant(variant)
+        try:
+            while self._pending() or self._next_wave_round():
+                for stream, rows in self.service.poll():
+                    if stream == self.streams[0]:
+                        self._on_rewrites(rows)
+                    elif stream == self.streams[1]:
+                        self._on_judged(rows)
+        finally:
+            for stream in self.streams:
+                self.service.close_stream(stream)
+            self.job.timings.extend(self.clock.entries())
+
+    def _pending(self) -> int:
+        return sum(self.service.pending(stream) for stream in self.streams)
+
+    # -- sending --------------------------------------------------------------------------------
+    def _submit(self, stream: tuple, kind: str, rows: list[dict], **post) -> None:
+        from metamath_ray.engines.service import engine_starts
+
+        starts_before = engine_starts()
+        sampling = self.cfg.rewrite_sampling if kind == "rewrite" else solve_sampling(self.cfg)
+        self.service.submit(rows, sampling, stream=stream, **post)
+        self.clock.submitted(kind, len(rows), starts_before)
+
+    def _submit_solve(self, rows: list[dict]) -> None:
+        cfg, job = self.cfg, self.job
+        model, engine_key, version, budgets, steps = cfg.engine.model, job.engine_key, cfg.prompt_version, cfg.aug, cfg.verify.steps
+        by_round: dict[int, list[dict]] = defaultdict(list)
+        for row in rows:
+            by_round[int(row["round"])].append(row)
+        for rnd, batch in sorted(by_round.items()):
+            self._submit(self.streams[1], f"solve round {rnd}", batch,
+                         post=lambda b: judge_rows(b, model, engine_key, version, budgets, steps),
+                         post_concurrency=judge_concurrency(cfg, [{"aug": a} for a in cfg.augmentations]))
+
+    def _ask(self, key: VariantKey, count: int, rnd: int) -> None:
+        """Samples `tally.sent ..` of one variant, as round `rnd`."""
+        variant, tally = self.variants[key], self.tallies[key]
+        self._submit_solve(solve_rows(variant, self.seeds_by_id[variant.seed_id], tally.sent, count, rnd,
+                                      self.cfg, self.chunk_of[variant.seed_id]))
+        tally.sent += count
+        self.unjudged[key] += count
+
+    def _add_variant(self, variant: Variant) -> None:
+        key = (variant.seed_id, variant.aug, variant.variant)
+        settings = self.cfg.aug[variant.aug]
+        self.variants[key], self.tallies[key] = variant, budget.VariantTally(settings.k, settings.max_attempts)
+        self._ask(key, budget.round_requests(self.cfg.adaptive, {key: self.tallies[key]}, 0)[key], 0)
+
+    # -- receiving ------------------------------------------------------------------------------
+    def _on_rewrites(self, rows: list[dict]) -> None:
+        self.clock.returned("rewrite")
+        for row in rows:
+            seed = self.seeds_by_id[row["seed_id"]]
+            text, parsed = parse_rewrite_row(seed, row)
+            if isinstance(parsed, Rejection):
+                self.results[self.chunk_of[seed["seed_id"]]].append(
+                    rewrite_rejection(seed, row, text, parsed, self.cfg, self.job.engine_key))
+            else:
+                self._add_variant(parsed)
+
+    def _on_judged(self, candidates: list[dict]) -> None:
+        for cand in candidates:
+            self.clock.returned(f"solve round {int(cand['round'])}")
+            key = (cand["seed_id"], cand["aug"], cand["variant"])
+            tally = self.tallies.get(key)
+            if tally is not None:  # a retried row of another variant is outside the budget
+                tally.record(int(cand["round"]), judged=cand["reject_reason"] != budget.ENGINE_ERROR,
+                             accepted=bool(cand["accepted"]))
+                self.unjudged[key] -= 1
+                if not self.unjudged[key] and self.cfg.adaptive == "uniform":
+                    wanted = budget.round_requests("uniform", {key: tally}, int(cand["round"]) + 1)
+                    if wanted:
+                        self._ask(key, wanted[key], int(cand["round"]) + 1)
+            self.results[int(cand.pop("chunk"))].append(cand)
+
+    def _next_wave_round(self) -> bool:
+        """prop2diff, once everything sent is judged: the wave's next round (False when it has none)."""
+        if self.cfg.adaptive != "prop2diff" or not self.tallies:
+            return False
+        wanted = budget.round_requests("prop2diff", self.tallies, self.wave_round + 1, self.cfg.budget_per_variant)
+        if not wanted:
+            return False
+        self.wave_round += 1
+        log.info("round %d: %d chains of thought for %d questions", self.wave_round, sum(wanted.values()), len(wanted))
+        for key, count in wanted.items():
+            self._ask(key, count, self.wave_round)
+        return True
 
 
 def run_augment(cfg: AugmentConfig) -> dict:
