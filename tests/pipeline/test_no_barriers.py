@@ -73,14 +73,20 @@ def test_same_candidates_as_the_pass_based_job(local_ray, tmp_path, mode):
     assert any(r[6] >= 2 for r in got) or mode == "off"  # the fixture exercises later rounds
 
 
-SLOW_SEED_S = 6.0
+RELEASE_FLAG = ""  # set by the test: the slow rewrite returns once this file exists (or after 60 s)
 
 
-def slow_first_seed(row: dict) -> str:
-    """Seed 0's rewrite takes SLOW_SEED_S; everything else answers at once (wrong, so AnsAug resamples)."""
+def slow_gsm8k_rewrite(row: dict) -> str:
+    """The GSM8K seed's rewrite waits until the other seed's resamples were judged (the test then
+    writes RELEASE_FLAG); with a barrier anywhere that never happens and it gives up after 60 s.
+    Everything else answers at once (wrong, so AnsAug resamples)."""
+    import os
+
     if "expected" not in row:
-        if _seed_number(row) == 0:
-            time.sleep(SLOW_SEED_S)
+        if str(row["seed_id"]).startswith("gsm8k"):
+            deadline = time.monotonic() + 60
+            while not os.path.exists(RELEASE_FLAG) and time.monotonic() < deadline:
+                time.sleep(0.05)
         return "Rephrased: " + str(row["prompt"])[-200:]
     return f"Attempt {row['sample_idx']}.\nThe answer is: -98765"
 
@@ -88,12 +94,16 @@ def slow_first_seed(row: dict) -> str:
 def test_no_barrier_behind_a_slow_rewrite(local_ray, tmp_path, monkeypatch):
     from metamath_ray.pipeline import augment
 
+    flag = tmp_path / "release"
+    monkeypatch.setitem(globals(), "RELEASE_FLAG", str(flag))
     judged_at: list[tuple[float, dict]] = []
     rewritten_at: dict[str, float] = {}
     on_judged, on_rewrites = augment.WaveLoop._on_judged, augment.WaveLoop._on_rewrites
 
     def record_judged(self, candidates):
         judged_at.extend((time.monotonic(), dict(c)) for c in candidates)
+        if any(not c["seed_id"].startswith("gsm8k") and c["round"] >= 1 for c in candidates):
+            flag.touch()
         return on_judged(self, candidates)
 
     def record_rewrites(self, rows):
@@ -102,11 +112,17 @@ def test_no_barrier_behind_a_slow_rewrite(local_ray, tmp_path, monkeypatch):
 
     monkeypatch.setattr(augment.WaveLoop, "_on_judged", record_judged)
     monkeypatch.setattr(augment.WaveLoop, "_on_rewrites", record_rewrites)
-    run_augment(_cfg(str(tmp_path), "slow", slow_first_seed, "limit=2", "chunks_per_wave=1", "chunk_seeds=2",
-                     "engine.batch_size=1", "augmentations=[AnsAug, Rephrasing]", "aug.AnsAug.max_attempts=4"))
-    slow_seed = next(s for s in rewritten_at if s.endswith("/0"))
+    # two replicas: the slow rewrite holds one (a replica runs one batch at a time), the other serves the rest
+    run_augment(_cfg(str(tmp_path), "slow", slow_gsm8k_rewrite, "limit=1", "chunk_seeds=2", "chunks_per_wave=1",
+                     "engine.replicas=2", "engine.num_gpus_per_replica=0", "engine.batch_size=1",
+                     "augmentations=[AnsAug, Rephrasing]",
+                     "aug.Rephrasing.max_variants=1", "aug.AnsAug.max_attempts=4"))
+    slow_seed = next(s for s in rewritten_at if s.startswith("gsm8k"))
     slow_done = rewritten_at[slow_seed]
     before = [c for t, c in judged_at if t < slow_done and c["seed_id"] != slow_seed]
-    # the other seed's round 0 and its resamples (round 1 on) were judged while seed 0's rewrite ran
+    assert {c["seed_id"] for t, c in judged_at} == set(rewritten_at) and len(rewritten_at) == 2
+    # the other seed's round 0 and its resamples (round 1 on) were judged while the slow rewrite ran
     assert any(c["round"] == 0 for c in before) and any(c["round"] >= 1 for c in before), before
-    assert any(c["aug"] == "Rephrasing" for c in before)  # its rewrite went to solving at once
+    assert slow_done - judged_at[0][0] < 50  # released by the other seed's progress, not by the timeout
+    other_seed = next(s for s in rewritten_at if s != slow_seed)
+    assert rewritten_at[other_seed] < slow_done  # rewrites do not wait for each other either
