@@ -160,6 +160,14 @@ def generate(rows: list[dict], engine_cfg, sampling, *,
     return generate_on_replicas(rows, engine_cfg, sampling, post=post, post_concurrency=post_concurrency)
 
 
+def engine_service(engine_cfg):
+    """The job's engine service for `engine_cfg` (engines/service.py: submit, poll, pending,
+    close_stream); a test's in-process stand-in replaces this function."""
+    from metamath_ray.engines.service import engine_service as service_in_scope
+
+    return service_in_scope(engine_cfg)
+
+
 def _warm_judging_worker() -> None:
     from metamath_ray.answers import warm_up_once
 
@@ -370,8 +378,6 @@ class WaveLoop:
     Ids, sample indices, rounds and seeds are those of a pass-by-pass run on the same engine outputs."""
 
     def __init__(self, job: "AugmentJob", seeds_by_id: dict, chunk_of: dict, results: dict[int, list[dict]]):
-        from metamath_ray.engines.service import engine_service
-
         self.job, self.cfg = job, job.cfg
         self.seeds_by_id, self.chunk_of, self.results = seeds_by_id, chunk_of, results
         self.service = engine_service(self.cfg.engine)

@@ -88,13 +88,32 @@ def test_endpoint_failures_are_one_line_errors(endpoint, monkeypatch, key, base_
 
 # --- the plan counts what a run sends ----------------------------------------------------------------
 
+class _RecordingService:
+    """A stand-in for the engine service (submit/poll): records every row sent and answers each with
+    `text` at once, in process."""
+
+    def __init__(self, sent: list[dict], text: str):
+        self.sent, self.text, self.done = sent, text, []
+
+    def submit(self, rows, sampling, *, post=None, post_concurrency=None, stream="default"):
+        self.sent.extend(rows)
+        out = [{**r, "generated_text": self.text, "num_input_tokens": 0, "num_generated_tokens": 0} for r in rows]
+        self.done.append((stream, post(out) if post else out))
+
+    def pending(self, stream=None):
+        return sum(len(rows) for s, rows in self.done if stream is None or s == stream)
+
+    def poll(self, stream=None):
+        done, self.done = self.done, []
+        return done
+
+    def close_stream(self, stream):
+        pass
+
+
 def _record_generate(sent: list[dict], text: str):
-    """A stand-in for the engine pass: records every row sent and answers each with `text`."""
-    def generate(rows, engine_cfg, sampling, *, post=None, post_concurrency=None):
-        sent.extend(rows)
-        out = [{**r, "generated_text": text, "num_input_tokens": 0, "num_generated_tokens": 0} for r in rows]
-        yield from (post(out) if post else out)
-    return generate
+    """`engine_service` for the augment job: a _RecordingService."""
+    return lambda engine_cfg: _RecordingService(sent, text)
 
 
 @pytest.mark.parametrize("adaptive", [True, False])
@@ -104,7 +123,7 @@ def test_plan_counts_exactly_the_solve_requests_of_a_run(tmp_path, monkeypatch, 
                         seeds=[{"path": "bundled:gsm8k"}, {"path": "bundled:math"}])
     loaded = load_seeds(cfg.seeds, limit=cfg.limit)
     sent: list[dict] = []
-    monkeypatch.setattr(augment_stage, "generate", _record_generate(sent, "So x = 1.\nThe answer is: -98765"))
+    monkeypatch.setattr(augment_stage, "engine_service", _record_generate(sent, "So x = 1.\nThe answer is: -98765"))
     augment_stage.AugmentJob(cfg).run_chunks({0: loaded.seeds})
     planned = plan.plan_augment(cfg, loaded)
     assert planned.worst_case.requests == len(sent)
@@ -122,7 +141,7 @@ def test_plan_bounds_the_prop2diff_requests_of_a_run(tmp_path, monkeypatch, budg
                         budget_per_variant=budget_per_variant)
     loaded = load_seeds(cfg.seeds, limit=cfg.limit)
     sent: list[dict] = []
-    monkeypatch.setattr(augment_stage, "generate", _record_generate(sent, "So x = 1.\nThe answer is: -98765"))
+    monkeypatch.setattr(augment_stage, "engine_service", _record_generate(sent, "So x = 1.\nThe answer is: -98765"))
     augment_stage.AugmentJob(cfg).run_chunks({0: loaded.seeds})
     planned = plan.plan_augment(cfg, loaded)
     assert planned.worst_case.requests == len(sent) > planned.round0.requests
@@ -133,7 +152,7 @@ def test_plan_counts_exactly_the_rewrite_requests_of_a_run(tmp_path, monkeypatch
     cfg = AugmentConfig(output=str(tmp_path), augmentations=["Rephrasing", "SV"], limit=3)
     loaded = load_seeds(cfg.seeds, limit=cfg.limit)
     sent: list[dict] = []
-    monkeypatch.setattr(augment_stage, "generate", _record_generate(sent, ""))  # every rewrite refused
+    monkeypatch.setattr(augment_stage, "engine_service", _record_generate(sent, ""))  # every rewrite refused
     augment_stage.AugmentJob(cfg).run_chunks({0: loaded.seeds})
     planned = plan.plan_augment(cfg, loaded)
     assert planned.rewrite.requests == len(sent) > 0
