@@ -8,8 +8,9 @@ deduplicates and decontaminates, writes `data/` and `rejected/` shards, `metamat
 
 The stage knows augmentations only through their protocol (`augment/protocol.py`, registered in
 `augment/registry.py`) and engines only through the engine registry. Ray is used at the edges: the
-engines are long-lived replicas started once per job (engines/service.py); each generation pass
-sends them batches and judges each result in a Ray task as it streams back.
+engines are long-lived replicas started once per job (engines/service.py). A wave is one event loop
+(`WaveLoop`): rewrites and chains of thought are submitted as soon as they can be, each result is
+judged in a Ray task as it streams back, and no pass waits for the slowest request of another.
 """
 
 from __future__ import annotations
