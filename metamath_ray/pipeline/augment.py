@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from typing import Callable, Iterable
 
 from metamath_ray.augment import budget
 from metamath_ray.augment.base import Rejection, Variant, Verdict
@@ -147,18 +146,7 @@ def judge_concurrency(cfg: AugmentConfig, rows: list[dict]) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Ray edge: one generation pass
-
-
-def generate(rows: list[dict], engine_cfg, sampling, *,
-             post: Callable[[list[dict]], list[dict]] | None = None,
-             post_concurrency: int | None = None) -> Iterable[dict]:
-    """Run `rows` through the engine (and `post` inside Ray workers, at most `post_concurrency` tasks
-    at once when set); yield result rows as they complete. Inside a job's `engine_scope` every pass on
-    one engine configuration reuses the replicas its first pass started (engines/service.py)."""
-    from metamath_ray.engines.service import generate as generate_on_replicas
-
-    return generate_on_replicas(rows, engine_cfg, sampling, post=post, post_concurrency=post_concurrency)
+# Ray edge: the engine service a wave talks to
 
 
 def engine_service(engine_cfg):
@@ -493,4 +481,4 @@ def run_augment(cfg: AugmentConfig) -> dict:
     return AugmentJob(cfg).run()
 
 
-__all__ = ["AugmentJob", "run_augment", "judge_rows", "generate"]
+__all__ = ["AugmentJob", "run_augment", "judge_rows"]
