@@ -13,10 +13,16 @@ streaming finalize, e.g. `git worktree add /tmp/finalize-old <commit>`; new = th
 the child reports its own peak RSS (`getrusage(RUSAGE_SELF)`: the driver), and the parent polls
 the child's descendants (Ray workers, raylet, GCS) for their summed peak RSS.
 
+Results go to benchmarks/results/finalize_scale.json under "<impl name>@<size>" (earlier entries
+are kept; pick new names to keep a measurement), each with the code's commit (`code_commit`).
+`--compare` checks the outputs of the impl named "new" (else the last one) against `clean_accepted`.
+
 Run (heavy: take the shared lock; Ray needs loopback):
   flock /tmp/metamath-heavy.lock unshare -n sh -c 'ip link set lo up && OMP_NUM_THREADS=1 \
     RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0 \
     python benchmarks/finalize_scale.py --sizes 100000,400000,1500000 --impl old=/tmp/finalize-old --impl new=.'
+Before / after a change: `git worktree add /tmp/finalize-base HEAD` first, then
+  --impl base=/tmp/finalize-base --impl new=.
 """
 
 from __future__ import annotations
@@ -253,8 +259,20 @@ def measure(code_dir: str, run_dir: Path, info: dict) -> dict:
         raise RuntimeError(f"finalize failed ({proc.returncode}) in {code_dir}")
     result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
     result["ray_processes_peak_rss_mib"] = round(peak.get("workers", 0) / 2**20, 1)
+    result["code_commit"] = _commit_of(code_dir)
     (run_dir.parent / f"{run_dir.name}.{Path(code_dir).resolve().name}.outcome.json").write_text(json.dumps(written_outcome(run_dir)))
     return result
+
+
+def _commit_of(code_dir: str) -> str | None:
+    """HEAD of the code measured, "+dirty" with uncommitted changes to what finalize runs."""
+    git = ["git", "-C", code_dir]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode:
+        return None
+    dirty = subprocess.run([*git, "status", "--porcelain", "--",
+                            "metamath_ray/pipeline/finalize*.py", "metamath_ray/augment", "metamath_ray/storage.py"], capture_output=True, text=True).stdout
+    return head.stdout.strip() + ("+dirty" if dirty.strip() else "")
 
 
 def compare(run_dir: Path, new_code: str, old_code: str) -> dict:
@@ -301,9 +319,11 @@ def main() -> None:
                   f"accepted {res['accepted']}", flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2, sort_keys=True))
-        if args.compare and "new" in impls:
-            results[f"agreement@{size}"] = compare(run_dir, impls["new"], args.compare)
-            print(json.dumps(results[f"agreement@{size}"]), flush=True)
+        if args.compare:
+            name = "new" if "new" in impls else list(impls)[-1]
+            label = f"agreement@{size}" if name == "new" else f"agreement-{name}@{size}"
+            results[label] = compare(run_dir, impls[name], args.compare)
+            print(json.dumps(results[label]), flush=True)
             args.out.write_text(json.dumps(results, indent=2, sort_keys=True))
     _print_table(results)
 

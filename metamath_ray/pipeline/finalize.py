@@ -2,15 +2,14 @@
 
 Deterministic given the committed candidate shards, so a crashed finalize reruns to the same
 result; shards already committed are kept, and `manifest.json` is written last. The work runs on
-Ray Data, per chunk and per LSH band (`finalize_passes`); the driver holds per-chunk counts and the
-duplicate edges, never the candidates. `clean_accepted` and `build_stats` are the same semantics
+Ray Data, per chunk and per LSH band (`finalize_passes`, `finalize_outputs`); the driver holds
+file names and per-chunk counts, never the candidates, the duplicate edges or the per-seed counts. `clean_accepted` and `build_stats` are the same semantics
 over in-memory rows (the reference the streaming passes are tested against).
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import io
 import json
 import logging
@@ -26,9 +25,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from metamath_ray import storage
-from metamath_ray.augment import budget, decontam, dedup, export, report
+from metamath_ray.augment import budget, decontam, dedup, report
 from metamath_ray.augment.config import AugmentConfig
 from metamath_ray.augment.registry import AUGMENTATIONS, augmentation
+from metamath_ray.pipeline import finalize_outputs as outputs
 from metamath_ray.pipeline import finalize_passes as passes
 from metamath_ray.engines.pricing import cost_usd, prices_per_1m
 from metamath_ray.records import config_hash, versions
@@ -190,8 +190,8 @@ def merge_counts(parts: list[dict]) -> dict:
                     into[k].update(v)
                 else:
                     into[k] = into.get(k, 0) + v
-        for name in ("per_seed", "math_level_type"):
-            for key, (x, y) in part[name].items():
+        for name in ("per_seed", "math_level_type"):  # the streaming finalize's parts carry no per_seed
+            for key, (x, y) in part.get(name, {}).items():
                 into = total[name].setdefault(key, [0, 0])
                 into[0] += x
                 into[1] += y
@@ -287,7 +287,7 @@ def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chun
     """Everything after generation, from the committed candidate shards; returns the manifest.
     `timings` are this invocation's generation passes (a resumed run lists only what it generated).
 
-    Streams on Ray Data (`finalize_passes`): per-chunk work on workers, each chunk's outputs
+    Streams on Ray Data (`finalize_passes`, `finalize_outputs`): per-chunk work on workers, each chunk's outputs
     committed once under `finalize/<digest>/`, so a rerun after a crash redoes only what is missing."""
     from metamath_ray.ray_setup import start_ray
     import ray
@@ -298,7 +298,7 @@ def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chun
     work = f"finalize/{passes.inputs_digest(store, shards, cfg)}"
     _drop_stale_work(store, work)
     clock = [("start", time.perf_counter())]
-    decisions = _dedup_decisions(store, cfg, shards, work) if cfg.dedup.enabled else {}
+    decisions = _dedup_decisions(store, cfg, shards, work) if cfg.dedup.enabled else None
     clock.append(("dedup_s", time.perf_counter()))
     done = _outcome_pass(store, cfg, shards, work, decisions)
     clock.append(("outcome_s", time.perf_counter()))
@@ -309,7 +309,7 @@ def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chun
     manifest_shards.append({"kind": "quarantine", "path": "quarantine/part-00000.parquet", "rows": len(loaded.quarantine)})
 
     available = sum((Counter(d["export_by_type"]) for d in done), Counter())
-    by_type = _write_export(store, cfg, dict(available), [d["export"] for d in done])
+    by_type = outputs.write_export(store, work, cfg.export_mix, dict(available), [d["export"] for d in done])
     clock.append(("export_s", time.perf_counter()))
     n_records = sum(by_type.values())
     stats = stats_from_counts(counts, loaded, n_chunks, time.time() - wall_start, cfg)
@@ -319,7 +319,7 @@ def finalize(store: RunStore, cfg: AugmentConfig, loaded: LoadedSeeds, *, n_chun
     stats["timing"]["finalize"] = {name: round(t - clock[i][1], 2) for i, (name, t) in enumerate(clock[1:])}
     log.info("finalize: %s", stats["timing"]["finalize"])
     _check_accounting(stats, counts, loaded)
-    store.write_json("stats.json", stats)
+    outputs.write_stats(store, work, stats, [d["per_seed"] for d in done])  # per-seed pass rates from the parts
     _write_report(store, stats)
 
     manifest = {
@@ -345,95 +345,83 @@ def _drop_stale_work(store: RunStore, work: str) -> None:
             storage.delete_dir(storage.join(root, name))
 
 
-def _dedup_decisions(store: RunStore, cfg: AugmentConfig, shards: dict, work: str) -> dict[str, dict]:
-    """chunk -> {"variants": dropped variant -> detail, "rows": dropped row id -> (reason, detail)}:
-    passes 1 and 2, committed as `<work>/dedup.parquet` (a rerun reads it back)."""
+def _dedup_decisions(store: RunStore, cfg: AugmentConfig, shards: dict, work: str) -> str:
+    """Passes 1 and 2: features per chunk, edges per band, then one resolve task; the decisions are
+    committed as `<work>/dedup.parquet` (a rerun reuses it, and every features / band file)."""
     rel = f"{work}/dedup.parquet"
-    if not store.exists(rel):
-        def features(item: dict) -> dict:
-            out = f"{work}/features/{item['chunk']}"
-            if not store.exists(out):
-                table = passes.chunk_features(store.read_table(item["path"]), cfg)
-                if table is not None:
-                    store.commit_table(out, table)
-            return {"path": out if store.exists(out) else None}
+    if store.exists(rel):
+        return rel
 
-        made = passes.map_chunks(features, [{"chunk": c, "path": p} for c, (_, p) in shards.items()])
-        files = [m["path"] for m in made if m["path"]]
-        bands, _ = dedup.lsh_params(cfg.dedup.threshold, cfg.dedup.num_perm)
-        edges = passes.map_chunks(lambda item: {"edges": passes.band_edges(store, files, item["band"], cfg.dedup.threshold)},
-                                  [{"band": b} for b in range(bands)] if files else [])
-        store.commit_table(rel, _resolve(sorted({tuple(e) for found in edges for e in found["edges"]})))
-    decisions: dict[str, dict] = defaultdict(lambda: {"variants": {}, "rows": {}})
-    for r in store.read_table(rel).to_pylist():
-        if r["kind"] == "variant":
-            decisions[r["chunk"]]["variants"][r["key"]] = r["detail"]
-        else:
-            decisions[r["chunk"]]["rows"][r["key"]] = (r["reason"], r["detail"])
-    return dict(decisions)
+    def features(item: dict) -> dict:
+        out = f"{work}/features/{item['chunk']}"
+        if not store.exists(out):
+            table = passes.chunk_features(store.read_table(item["path"]), cfg)
+            if table is not None:
+                store.commit_table(out, table)
+        return {"path": out if store.exists(out) else None}
 
+    made = passes.map_chunks(features, [{"chunk": c, "path": p} for c, (_, p) in shards.items()])
+    files = [m["path"] for m in made if m["path"]]
 
-def _resolve(edges: list[tuple]) -> "pa.Table":
-    """Question passes first (a dropped question drops its variant), then (question, response) pairs
-    among the surviving variants, exactly as `clean_accepted` orders them."""
-    out = []
-    dropped_variants: dict[str, str] = {}
-    chunk_of = {e[2]: e[8] for e in edges}  # the later row of an edge is the one dropped
-    for code in (passes.QUESTION_COT, passes.QUESTION_POT):
-        mine = [e for e in edges if e[0] == code]
-        vkey = {e[1]: e[4] for e in mine} | {e[2]: e[5] for e in mine}
-        for order, (_, dup_of) in dedup.resolve_duplicates([(e[1], e[2], e[3]) for e in mine]).items():
-            dropped_variants[vkey[order]] = f"duplicate of {dup_of}"
-            out.append({"chunk": chunk_of[order], "kind": "variant", "key": vkey[order], "reason": "duplicate_query",
-                        "detail": f"duplicate of {dup_of}"})
-    mine = [e for e in edges if e[0] == passes.QUESTION_RESPONSE]
-    vkey = {e[1]: e[4] for e in mine} | {e[2]: e[5] for e in mine}
-    resolved = dedup.resolve_duplicates([(e[1], e[2], e[3]) for e in mine], excluded=lambda i: vkey[i] in dropped_variants)
-    out += [{"chunk": chunk_of[k], "kind": "row", "key": k, "reason": f"{reason}_response", "detail": f"duplicate of {dup_of}"}
-            for k, (reason, dup_of) in resolved.items()]
-    schema = pa.schema([("chunk", pa.string()), ("kind", pa.string()), ("key", pa.string()), ("reason", pa.string()),
-                        ("detail", pa.string())])
-    return pa.Table.from_pylist(out, schema=schema)
+    def edges(item: dict) -> dict:
+        out = f"{work}/edges/band-{item['band']:03d}.parquet"
+        if not store.exists(out):
+            store.commit_table(out, passes.band_edges(store, files, item["band"], cfg.dedup.threshold))
+        return {"path": out}
+
+    bands, _ = dedup.lsh_params(cfg.dedup.threshold, cfg.dedup.num_perm)
+    edge_files = [e["path"] for e in passes.map_chunks(edges, [{"band": b} for b in range(bands)] if files else [])]
+
+    def resolve(_: dict) -> dict:
+        found = [passes.read_columns(store, f, passes.EDGE_SCHEMA.names) for f in edge_files]
+        table = pa.concat_tables(found) if found else passes.EDGE_SCHEMA.empty_table()
+        store.commit_bytes(rel, passes.decisions_bytes(passes.resolve_edges(table)))
+        return {"edges": table.num_rows}
+
+    passes.map_chunks(resolve, [{}])  # in a task: the driver never holds the edges
+    return rel
 
 
-def _outcome_pass(store: RunStore, cfg: AugmentConfig, shards: dict, work: str, decisions: dict[str, dict]) -> list[dict]:
-    """Pass 3, per chunk: data/, rejected/, the export part and the partial counts (`done/` last)."""
+def _outcome_pass(store: RunStore, cfg: AugmentConfig, shards: dict, work: str, decisions: str | None) -> list[dict]:
+    """Pass 3, per chunk: data/, rejected/, the export part, the per-seed counts and the partial
+    counts (`done/` last)."""
     import ray
 
     index_ref = ray.put(_decontam_index(cfg)) if cfg.decontam.enabled else None
 
     def outcome(item: dict) -> dict:
-        marker = f"{work}/done/{item['chunk'].removesuffix('.parquet')}.json"
+        chunk, name = item["chunk"], item["chunk"].removesuffix(".parquet")
+        marker = f"{work}/done/{name}.json"
         if store.exists(marker):
             return store.read_json(marker)
-        mine = json.loads(item["decisions"])
-        dropped_variants, dropped_rows = mine["variants"], {k: tuple(v) for k, v in mine["rows"].items()}
+        dropped_variants, dropped_rows = passes.chunk_decisions(store, decisions, chunk) if decisions else ({}, {})
         table = store.read_table(item["path"])
         data, rejected, dropped = passes.apply_decisions(
             table, dropped_variants, dropped_rows, ray.get(index_ref) if index_ref is not None else None)
         _check_unique_ids(table)
-        export_rel = f"{work}/export/{item['chunk']}"
+        export_rel = f"{work}/export/{chunk}"
         records = passes.export_part(data, cfg.sampling.seed)
         store.commit_bytes(export_rel, _parquet_bytes(records, EXPORT_ROW_GROUP))
         slim = ["dataset", "aug", "stage", "seed_id", "variant", "round", "accepted", "reject_reason", "reject_detail",
                 "tokens_in", "tokens_out", "level", "type"]
+        counts = partial_counts(table.select(slim).to_pylist(), data.select(["dataset", "aug"]).to_pylist(),
+                                dropped.select(slim).to_pylist())
+        per_seed_rel = f"{work}/per_seed/{chunk}"  # grows with the seeds: a file, never the driver's
+        store.commit_table(per_seed_rel, outputs.per_seed_table(counts.pop("per_seed")))
         result = {
-            "rows": table.num_rows, "export": export_rel,
+            "rows": table.num_rows, "export": export_rel, "per_seed": per_seed_rel,
             "export_by_type": dict(Counter(records["type"].to_pylist())),
-            "data": {"kind": "data", **_commit_derived(store, f"data/{item['chunk']}", data)},
-            "rejected": {"kind": "rejected", **_commit_derived(store, f"rejected/{item['chunk']}", rejected)},
-            "counts": partial_counts(table.select(slim).to_pylist(), data.select(["dataset", "aug"]).to_pylist(),
-                                     dropped.select(slim).to_pylist()),
+            "data": {"kind": "data", **_commit_derived(store, f"data/{chunk}", data)},
+            "rejected": {"kind": "rejected", **_commit_derived(store, f"rejected/{chunk}", rejected)},
+            "counts": counts,
         }
         store.commit_bytes(marker, storage.json_bytes(result))
         return result
 
-    empty = {"variants": {}, "rows": {}}
-    return passes.map_chunks(outcome, [{"chunk": c, "path": p, "decisions": json.dumps(decisions.get(c, empty))}
-                                       for c, (_, p) in shards.items()])
+    return passes.map_chunks(outcome, [{"chunk": c, "path": p} for c, (_, p) in shards.items()])
 
 
-EXPORT_ROW_GROUP = 64  # the export merge holds one row group of every chunk's part at a time
+EXPORT_ROW_GROUP = 64  # an export range task reads only the row groups of its id range
 
 
 def _parquet_bytes(table, row_group_size: int) -> bytes:
@@ -452,53 +440,6 @@ def _check_unique_ids(table) -> None:
     # A seed's rows are all in one chunk and ids include the seed, so unique per chunk = unique in the run.
     if pc.count_distinct(table["id"]).as_py() != table.num_rows:
         raise AssertionError("accounting: duplicate candidate ids")
-
-
-def _write_export(store: RunStore, cfg: AugmentConfig, available: dict[str, int], parts: list[str]) -> dict[str, int]:
-    """metamathqa.json streamed from the per-chunk export parts: per type (EXPORT_TYPES order) the
-    `export_mix` target's lowest-ranked rows, merged by id. Two passes: ranks first (one column of
-    one type at a time), then the lines. Returns the records written per type."""
-    wanted = export.targets(cfg.export_mix, available)
-    cutoff = {t: _rank_cutoff(store, parts, t, n) for t, n in wanted.items() if 0 < n < available.get(t, 0)}
-    written: dict[str, int] = {}
-
-    def lines():
-        for type_name in export.EXPORT_TYPES.values():
-            if not wanted.get(type_name):
-                continue
-            streams = [_part_lines(store, part, type_name, cutoff.get(type_name)) for part in parts]
-            for _, line in heapq.merge(*streams):
-                written[type_name] = written.get(type_name, 0) + 1
-                yield line
-
-    tmp_rel = "metamathqa.json.partial"
-    with store.fs.open_output_stream(store.path(tmp_rel)) as out:
-        export.write_json_lines(lines(), out)
-    storage.with_retries(lambda: store.fs.move(store.path(tmp_rel), store.path("metamathqa.json")))
-    return written
-
-
-def _rank_cutoff(store: RunStore, parts: list[str], type_name: str, n: int) -> str:
-    """The n-th smallest rank among a type's exportable rows (one string column in memory)."""
-    ranks = pa.concat_arrays([_of_type(passes.read_columns(store, p, ["type", "rank"]), type_name)["rank"].combine_chunks()
-                              for p in parts])
-    return ranks[pc.sort_indices(ranks)[n - 1].as_py()].as_py()
-
-
-def _of_type(table, type_name: str):
-    return table.filter(pc.equal(table["type"], type_name))
-
-
-def _part_lines(store: RunStore, part: str, type_name: str, cutoff: str | None):
-    """(id, line) of one part's rows of a type within the cutoff, in id order, read a row group at a
-    time (the parts are written sorted by type then id, in small row groups)."""
-    with store.fs.open_input_file(store.path(part)) as f:
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=EXPORT_ROW_GROUP, columns=["type", "id", "rank", "line"]):
-            batch = pa.Table.from_batches([batch])
-            batch = _of_type(batch, type_name)
-            if cutoff is not None:
-                batch = batch.filter(pc.less_equal(batch["rank"], cutoff))
-            yield from zip(batch["id"].to_pylist(), batch["line"].to_pylist())
 
 
 # -- candidate shard versions (engine_error repair) ----------------------------------------------

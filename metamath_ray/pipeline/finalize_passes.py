@@ -6,17 +6,21 @@ committed and a repaired chunk, which changes the digest, starts afresh):
   1. features  per chunk: the rows dedup compares (one representative per variant for the
                question pass, every accepted row for the (question, response) pass), their
                MinHash signatures (vectorised) and LSH band keys -> features/part-NNNNN.parquet
-  2. edges     per LSH band: rows sharing a bucket whose signatures match -> the driver resolves
-               them in id order (`dedup.resolve_duplicates`) -> dedup.parquet
-  3. outcome   per chunk: dedup decisions + decontamination applied in Arrow; data/ and rejected/
-               shards, the chunk's export records (export/part-NNNNN.parquet) and its partial stats
-               (done/part-NNNNN.json, committed last)
-The driver holds only the duplicate edges, the decisions and the per-chunk partial counts.
+  2. edges     per LSH band: rows sharing a bucket whose signatures match -> edges/band-NN.parquet;
+               then one resolve task reads every band's edges and resolves them in id order
+               (`dedup.resolve_duplicates`) -> dedup.parquet (one row group per chunk)
+  3. outcome   per chunk: its dedup decisions (its row group of dedup.parquet) + decontamination
+               applied in Arrow; data/ and rejected/ shards, the chunk's export records
+               (export/part-NNNNN.parquet), its per-seed counts (per_seed/part-NNNNN.parquet) and
+               its partial stats (done/part-NNNNN.json, committed last)
+The driver holds only file names and the per-chunk partial counts (a few KB each); edges, decisions
+and per-seed counts stay in files and tasks.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable
 
@@ -29,7 +33,7 @@ from metamath_ray.augment import decontam, dedup, export
 from metamath_ray.augment.registry import AUGMENTATIONS, augmentation
 from metamath_ray.storage import RunStore
 
-FINALIZE_VERSION = 1  # bump when the work files' layout or meaning changes
+FINALIZE_VERSION = 2  # bump when the work files' layout or meaning changes
 QUESTION_COT, QUESTION_POT, QUESTION_RESPONSE = 0, 1, 2  # dedup passes (PoT questions among themselves)
 _SEP = "\x1f"
 
@@ -46,13 +50,16 @@ def inputs_digest(store: RunStore, shards: dict[str, tuple[int, str]], cfg) -> s
 
 
 def map_chunks(fn: Callable[[dict], dict], items: list[dict]) -> list[dict]:
-    """`fn` on every item, one Ray Data task each (items and results are small JSON-able dicts)."""
+    """`fn` on every item, one Ray Data task each (items and results are small JSON-able dicts);
+    results in the order of `items` (Ray Data does not promise to keep it, so it is restored)."""
     import ray
 
     if not items:
         return []
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
-    return [json.loads(r["result"]) for r in ds.map(lambda item: {"result": json.dumps(fn(item))}).take_all()]
+    rows = [{"at": i, "item": json.dumps(item)} for i, item in enumerate(items)]
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    done = ds.map(lambda row: {"at": row["at"], "result": json.dumps(fn(json.loads(row["item"])))}).take_all()
+    return [json.loads(r["result"]) for r in sorted(done, key=lambda r: r["at"])]
 
 
 def read_columns(store: RunStore, rel: str, columns: list[str]) -> pa.Table:
@@ -125,18 +132,27 @@ def chunk_features(table: pa.Table, cfg) -> pa.Table:
 
 # -- pass 2: edges ---------------------------------------------------------------------------------
 
-def band_edges(store: RunStore, feature_files: list[str], band: int, threshold: float) -> list[list]:
-    """Match edges [pass, earlier order, later order, exact, earlier vkey, later vkey, earlier id,
-    later id, later chunk] from one band."""
+# One match edge: the dedup pass, the earlier and later row (their `order`), whether the texts are
+# equal, the variants of both (a dropped question drops its variant) and the later row's chunk.
+EDGE_SCHEMA = pa.schema([("pass", pa.int8()), ("earlier", pa.string()), ("later", pa.string()), ("exact", pa.bool_()),
+                         ("earlier_vkey", pa.string()), ("later_vkey", pa.string()), ("later_chunk", pa.string())])
+# One dedup decision: a dropped variant (key = vkey) or a dropped row (key = id) of `chunk`.
+DECISION_SCHEMA = pa.schema([("chunk", pa.string()), ("kind", pa.string()), ("key", pa.string()),
+                             ("reason", pa.string()), ("detail", pa.string())])
+
+
+def band_edges(store: RunStore, feature_files: list[str], band: int, threshold: float) -> pa.Table:
+    """The match edges (EDGE_SCHEMA) one band finds: pairs sharing one of its buckets whose signatures
+    agree on >= threshold, distinct backward siblings excepted, pairs an earlier band finds left out."""
     tables = [read_columns(store, f, ["pass", f"band_{band}"]) for f in feature_files]
     file_of = np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])
     row_of = np.concatenate([np.arange(t.num_rows) for t in tables]) if tables else np.zeros(0, np.int64)
     both = pa.concat_tables(tables) if tables else None
     if both is None or both.num_rows == 0:
-        return []
+        return EDGE_SCHEMA.empty_table()
     left, right = dedup.bucket_pairs(both[f"band_{band}"].to_numpy(), both["pass"].to_numpy())
     if not len(left):
-        return []
+        return EDGE_SCHEMA.empty_table()
     needed = np.unique(np.concatenate([left, right]))
     details = _rows_at(store, feature_files, file_of[needed], row_of[needed])
     at = {int(g): i for i, g in enumerate(needed)}
@@ -152,9 +168,63 @@ def band_edges(store: RunStore, feature_files: list[str], band: int, threshold: 
         if np.mean(x["sig"] == y["sig"]) < threshold:
             continue
         first, second = (x, y) if x["order"] < y["order"] else (y, x)
-        edges.append([int(x["pass"]), first["order"], second["order"], x["digest"] == y["digest"],
-                      first["vkey"], second["vkey"], first["id"], second["id"], second["chunk"]])
-    return edges
+        edges.append((int(x["pass"]), first["order"], second["order"], x["digest"] == y["digest"],
+                      first["vkey"], second["vkey"], second["chunk"]))
+    return pa.Table.from_pylist([dict(zip(EDGE_SCHEMA.names, e)) for e in edges], schema=EDGE_SCHEMA)
+
+
+def resolve_edges(edges: pa.Table) -> pa.Table:
+    """Dedup decisions (DECISION_SCHEMA, sorted by chunk) from every band's edges: the question passes
+    first (a dropped question drops its variant), then (question, response) pairs among the surviving
+    variants, each resolved in id order exactly as `finalize.clean_accepted` orders `dedup_rows`."""
+    unique = sorted(set(zip(*(edges[name].to_pylist() for name in EDGE_SCHEMA.names))))
+    chunk_of = {e[2]: e[6] for e in unique}  # the later row of an edge is the one dropped
+    out: list[tuple] = []
+    dropped_variants: set[str] = set()
+    for code in (QUESTION_COT, QUESTION_POT):
+        mine = [e for e in unique if e[0] == code]
+        vkey = {e[1]: e[4] for e in mine} | {e[2]: e[5] for e in mine}
+        for order, (_, dup_of) in dedup.resolve_duplicates([(e[1], e[2], e[3]) for e in mine]).items():
+            dropped_variants.add(vkey[order])
+            out.append((chunk_of[order], "variant", vkey[order], "duplicate_query", f"duplicate of {dup_of}"))
+    mine = [e for e in unique if e[0] == QUESTION_RESPONSE]
+    vkey = {e[1]: e[4] for e in mine} | {e[2]: e[5] for e in mine}
+    resolved = dedup.resolve_duplicates([(e[1], e[2], e[3]) for e in mine], excluded=lambda i: vkey[i] in dropped_variants)
+    out += [(chunk_of[k], "row", k, f"{reason}_response", f"duplicate of {dup_of}") for k, (reason, dup_of) in resolved.items()]
+    out.sort()
+    return pa.Table.from_pylist([dict(zip(DECISION_SCHEMA.names, d)) for d in out], schema=DECISION_SCHEMA)
+
+
+def decisions_bytes(decisions: pa.Table) -> bytes:
+    """dedup.parquet: one row group per chunk (sorted by chunk), so a chunk's task reads only its own."""
+    buf = io.BytesIO()
+    chunks = decisions["chunk"].to_pylist()
+    starts = [i for i in range(len(chunks)) if i == 0 or chunks[i] != chunks[i - 1]] + [len(chunks)]
+    with pq.ParquetWriter(buf, DECISION_SCHEMA) as writer:
+        for lo, hi in zip(starts[:-1], starts[1:]):
+            writer.write_table(decisions.slice(lo, hi - lo))
+    return buf.getvalue()
+
+
+def chunk_decisions(store: RunStore, rel: str, chunk: str) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """(dropped variant -> detail, dropped row id -> (reason, detail)) of one chunk, from dedup.parquet."""
+    with store.fs.open_input_file(store.path(rel)) as f:
+        parquet = pq.ParquetFile(f)
+        column = parquet.schema_arrow.get_field_index("chunk")
+        groups = []
+        for g in range(parquet.metadata.num_row_groups):
+            stats = parquet.metadata.row_group(g).column(column).statistics
+            if stats is None or not stats.has_min_max or stats.min <= chunk <= stats.max:
+                groups.append(g)
+        table = parquet.read_row_groups(groups) if groups else DECISION_SCHEMA.empty_table()
+    table = table.filter(pc.equal(table["chunk"], chunk))
+    variants, rows = {}, {}
+    for kind, key, reason, detail in zip(*(table[c].to_pylist() for c in ("kind", "key", "reason", "detail"))):
+        if kind == "variant":
+            variants[key] = detail
+        else:
+            rows[key] = (reason, detail)
+    return variants, rows
 
 
 def _rows_at(store: RunStore, feature_files: list[str], files: np.ndarray, rows: np.ndarray) -> list[dict]:

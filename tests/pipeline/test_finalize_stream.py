@@ -112,3 +112,18 @@ def test_interrupted_finalize_resumes_without_redoing_committed_chunks(local_ray
     assert {p: p.stat().st_mtime_ns for p in committed} == before  # nothing committed was written again
     assert (tmp_path / "r" / "data" / "part-00002.parquet").exists() and store.exists("manifest.json")
     assert (_outcome(store), store.read_bytes("metamathqa.json")) == outputs
+
+
+def test_sampled_export_over_several_id_ranges_equals_the_in_memory_export(local_ray, run, monkeypatch):
+    """`export_mix` (the rank cut-off tasks) with every type split into several id ranges."""
+    from metamath_ray.pipeline import finalize_outputs
+
+    store, cfg, rows, loaded = run
+    mix = {"GSM_AnsAug": 3, "GSM_Rephrased": 2, "GSM_FOBAR": 100}
+    cfg = cfg.model_copy(update={"export_mix": mix})
+    monkeypatch.setattr(finalize_outputs, "EXPORT_RANGE_ROWS", 2)  # read where the ranges are cut: on the driver
+    _finalize(store, cfg, loaded)
+    kept, _ = clean_accepted([r for r in rows if r["accepted"]], cfg)
+    buf = io.BytesIO()
+    export.write_json(export.to_metamathqa(kept, mix, cfg.sampling.seed), buf)
+    assert store.read_bytes("metamathqa.json") == buf.getvalue()
