@@ -36,21 +36,32 @@ RESULTS = ROOT / "benchmarks" / "results" / "engine_starts.json"
 DATA = ROOT.parent / "shared" / "data"
 
 
-def job_args(seeds_per_dataset: int, max_tokens: int) -> list[str]:
+# "small": the budgets of the first measurements (~1,800 solve requests at 200 seeds). "issue": the
+# package's default budgets, as the issue measured its 5,300-request job.
+BUDGETS = {
+    "small": ["aug.AnsAug.k=2", "aug.AnsAug.max_attempts=6", "aug.FOBAR.max_attempts=3", "aug.SV.max_attempts=3",
+              "aug.Rephrasing.max_attempts=3"],
+    "issue": ["aug.AnsAug.k=4", "aug.AnsAug.max_attempts=8", "aug.FOBAR.k=2", "aug.FOBAR.max_attempts=4",
+              "aug.FOBAR.max_variants=3", "aug.SV.k=2", "aug.SV.max_attempts=4", "aug.SV.max_variants=3",
+              "aug.Rephrasing.k=2", "aug.Rephrasing.max_attempts=4", "aug.Rephrasing.rewrites=2"],
+}
+
+
+def job_args(seeds_per_dataset: int, max_tokens: int, budgets: str = "small", extra: tuple[str, ...] = ()) -> list[str]:
     return [
         "--config", "jobs/augment_tiny.yaml", "--seeds", str(DATA / "gsm8k" / "train.jsonl"),
         "--seeds", str(DATA / "math" / "train.jsonl"), "--model", "tiny", "--engine", "vllm",
         f"limit={seeds_per_dataset}", f"chunk_seeds={2 * seeds_per_dataset}", "adaptive=true",
         f"sampling.max_tokens={max_tokens}", f"rewrite_sampling.max_tokens={max_tokens}",
-        "aug.AnsAug.k=2", "aug.AnsAug.max_attempts=6", "aug.FOBAR.max_attempts=3", "aug.SV.max_attempts=3",
-        "aug.Rephrasing.max_attempts=3",
+        *BUDGETS[budgets], *extra,
     ]
 
 
-def run_job(tree: Path, output: str, seeds_per_dataset: int, max_tokens: int) -> tuple[dict, float]:
+def run_job(tree: Path, output: str, seeds_per_dataset: int, max_tokens: int, budgets: str = "small",
+            extra: tuple[str, ...] = ()) -> tuple[dict, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     cmd = [sys.executable, "-m", "metamath_ray.cli", "augment", "--output", output, "-q",
-           *job_args(seeds_per_dataset, max_tokens)]
+           *job_args(seeds_per_dataset, max_tokens, budgets, extra)]
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=tree, env=env, check=True)
     wall = time.perf_counter() - t0
@@ -111,12 +122,13 @@ def print_table(results: dict) -> None:
     print(f"{'run':14} {'starts':>6} {'passes':>6} {'1st pass to-first s':>20} {'later passes to-first s (max)':>30} "
           f"{'augment wall s':>14} {'gen tok/s':>10} {'efficiency':>10}")
     # Both codes send the same requests (same ids and seeds): one bare measurement per job size serves both.
-    bare = {r["seeds_per_dataset"]: r["bare"] for r in results.values() if r.get("bare")}
+    job = lambda r: (r["seeds_per_dataset"], r.get("budgets", "small"))  # noqa: E731
+    bare = {job(r): r["bare"] for r in results.values() if r.get("bare")}
     for label, r in results.items():
         firsts = r["to_first_result_s"]
         later = ", ".join(f"{x:.1f}" for x in firsts[1:])
         tok_s = r["generated_tokens"] / r["augment_wall_s"] if r["augment_wall_s"] else 0
-        ref = bare.get(r["seeds_per_dataset"])
+        ref = bare.get(job(r))
         eff = f"{tok_s / ref['tokens_per_s']:.2f}" if ref else "-"
         print(f"{label:14} {r['engine_starts']:>6} {r['passes']:>6} {firsts[0]:>20.1f} "
               f"{later + f' ({max(firsts[1:], default=0):.1f})':>30} {r['augment_wall_s']:>14.1f} {tok_s:>10.1f} {eff:>10}")
@@ -133,17 +145,21 @@ def main() -> None:
     ap.add_argument("--tree", type=Path, default=ROOT, help="the source tree to run (a git worktree for today's code)")
     ap.add_argument("--seeds", type=int, default=10, help="seeds per dataset (GSM8K and MATH)")
     ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--budgets", choices=sorted(BUDGETS), default="small", help="the job's augmentation budgets")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an extra config override")
     ap.add_argument("--bare", action="store_true", help="also time bare vLLM on the run's solve requests")
     ap.add_argument("--table", action="store_true", help="print the table of the saved results and exit")
     args = ap.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if not args.table:
         with tempfile.TemporaryDirectory() as out:
-            stats, wall = run_job(args.tree, out, args.seeds, args.max_tokens)
+            stats, wall = run_job(args.tree, out, args.seeds, args.max_tokens, args.budgets, tuple(args.set))
             entry = summarize(stats, wall, replicas=1)
             entry.update(seeds_per_dataset=args.seeds, max_tokens=args.max_tokens, tree=str(args.tree),
+                         budgets=args.budgets, overrides=args.set,
                          load_average=os.getloadavg())
-            results[f"{args.label}_{args.seeds * 2}seeds"] = entry
+            suffix = "" if args.budgets == "small" else f"_{args.budgets}"
+            results[f"{args.label}_{args.seeds * 2}seeds{suffix}"] = entry
             save(results)
             if args.bare:
                 entry["bare"] = bare_vllm(next(Path(out).glob("*/stats.json")).parent, args.max_tokens)

@@ -84,7 +84,7 @@ def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
 # Settings that decide where and how fast a run goes, not what it generates: a resume may change them.
 _PLACEMENT_KEYS = {"output", "run_name", "ray", "chunks_per_wave"}
 _ENGINE_PLACEMENT_KEYS = {
-    "replicas", "batch_size", "max_concurrent_batches", "cpu_kv_cache_gib",
+    "replicas", "batch_size", "max_concurrent_batches", "cpu_kv_cache_gib", "in_process",
     # kind=openai: how fast and with which credentials requests go, and what they cost, not what they say
     "qps", "max_concurrent_requests", "max_retries", "request_timeout_s", "api_key_env",
     "price_per_1m_input_tokens", "price_per_1m_output_tokens",

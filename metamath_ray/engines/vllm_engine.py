@@ -77,14 +77,25 @@ def _engine_kwargs(engine: EngineConfig) -> dict:
 
 
 class VLLMGenerator:
-    """One long-lived replica: vLLM's async engine inside this (async) actor. Every batch in flight
-    is a set of concurrent requests to the same engine, so they share its continuous batching."""
+    """One long-lived replica: a vLLM engine inside this (async) actor. Every batch in flight is a set
+    of concurrent requests to the same engine, so they share its continuous batching."""
 
-    def __init__(self, model_path: str, engine_kwargs: dict, chat: ChatPlan | None = None):
+    def __init__(self, model_path: str, engine_kwargs: dict, chat: ChatPlan | None = None,
+                 in_process: bool | None = None):
         import vllm
+        from vllm.platforms import current_platform
+        from vllm.usage.usage_lib import UsageContext
 
-        args = vllm.AsyncEngineArgs(model=model_path, enable_log_requests=False, **engine_kwargs)
-        self.engine = vllm.AsyncLLMEngine.from_engine_args(args)
+        # A batch job gets vLLM's offline defaults (LLM_CLASS: e.g. 256 sequences per step on CPU, not
+        # the server's 128). Where the engine core runs is decided here, where the replica runs.
+        if in_process if in_process is not None else current_platform.is_cpu():
+            from metamath_ray.engines.vllm_inprocess import InProcessEngine
+
+            args = vllm.EngineArgs(model=model_path, **engine_kwargs)
+            self.engine = InProcessEngine.build(args, UsageContext.LLM_CLASS)
+        else:
+            args = vllm.AsyncEngineArgs(model=model_path, enable_log_requests=False, **engine_kwargs)
+            self.engine = _AsyncEngine(vllm.AsyncLLMEngine.from_engine_args(args, usage_context=UsageContext.LLM_CLASS))
         self.chat = chat
         # Chat mode renders with the same template call as the hf engine and ray.data.llm's chat
         # stage; vLLM then tokenizes the text with special tokens, as ray.data.llm does.
@@ -102,23 +113,40 @@ class VLLMGenerator:
 
     async def _one(self, row: dict, sampling: SamplingConfig) -> dict:
         import vllm
+        from vllm.sampling_params import RequestOutputKind
 
         seed, max_tokens = row.get("sample_seed"), row.get("max_tokens")
         params = vllm.SamplingParams(**sampling.as_vllm(
             sample_seed=None if seed is None else int(seed), max_tokens=None if max_tokens is None else int(max_tokens)))
+        params.output_kind = RequestOutputKind.FINAL_ONLY  # no per-step outputs to build and drop
         prompt = str(row["prompt"])
         if self.chat is not None:
             prompt = self.chat.render(self.tokenizer, prompt)
         self.requests += 1
-        final = None
-        async for output in self.engine.generate(prompt, params, f"r{self.requests}"):
-            final = output
+        final = await self.engine.final_output(prompt, params, f"r{self.requests}")
         completion = final.outputs[0]
         return {**row, "generated_text": completion.text or "", "num_input_tokens": len(final.prompt_token_ids or []),
                 "num_generated_tokens": len(completion.token_ids)}
 
     def shutdown(self) -> None:
-        """Stop vLLM's engine-core process (not a Ray worker: killing this actor would orphan it)."""
+        """Stop the engine (the async front-end's engine-core process is not a Ray worker: killing
+        this actor would orphan it)."""
+        self.engine.shutdown()
+
+
+class _AsyncEngine:
+    """vLLM's async multiprocess front-end, with the in-process engine's one call."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    async def final_output(self, prompt: str, params, request_id: str):
+        final = None
+        async for output in self.engine.generate(prompt, params, request_id):
+            final = output
+        return final
+
+    def shutdown(self) -> None:
         self.engine.shutdown()
 
 
@@ -132,8 +160,21 @@ def vllm_replica(engine: EngineConfig) -> ReplicaPlan:
     kwargs.setdefault("distributed_executor_backend", "uni" if tp == 1 else "ray")
     options = {"num_cpus": 0, "num_gpus": 1 if tp == 1 else 0, "runtime_env": {"env_vars": _engine_env(engine)}}
     bundles = [{"GPU": 1, "CPU": 1} for _ in range(tp)] if tp > 1 else None
-    return ReplicaPlan(VLLMGenerator, {"model_path": model_path, "engine_kwargs": kwargs, "chat": chat}, options,
-                       batches_in_flight=engine.max_concurrent_batches, placement_bundles=bundles)
+    replica_kwargs = {"model_path": model_path, "engine_kwargs": kwargs, "chat": chat, "in_process": engine.in_process}
+    return ReplicaPlan(VLLMGenerator, replica_kwargs, options, placement_bundles=bundles,
+                       batches_in_flight=batches_in_flight(engine, kwargs.get("max_num_seqs")))
+
+
+def batches_in_flight(engine: EngineConfig, max_num_seqs: int | None) -> int:
+    """Enough batches per replica to hold twice vLLM's sequences per step: a batch returns when its
+    slowest row is done, and its finished rows no longer occupy the scheduler meanwhile."""
+    seqs = int(max_num_seqs or _OFFLINE_MAX_NUM_SEQS)
+    return max(engine.max_concurrent_batches, -(-2 * seqs // engine.batch_size))
+
+
+# vLLM's offline (LLM_CLASS) max_num_seqs on CPU and most GPUs (H100/H200: 1024; setting
+# engine_kwargs.max_num_seqs sizes the batches in flight to match).
+_OFFLINE_MAX_NUM_SEQS = 256
 
 
 def build_vllm_stage(engine: EngineConfig, sampling: SamplingConfig) -> Callable:

@@ -193,7 +193,6 @@ class AugmentJob:
     def run(self) -> dict:
         from metamath_ray.engines.service import engine_scope
         from metamath_ray.pipeline.finalize import finalize
-        from metamath_ray.ray_setup import start_ray
 
         started = time.time()
         cfg = self.cfg
@@ -201,7 +200,7 @@ class AugmentJob:
         if done is not None:
             return done
         preflight(cfg.engine)  # e.g. chat mode without a chat template: one line before any work
-        loaded = load_seeds(cfg.seeds, limit=cfg.limit, max_question_chars=cfg.max_question_chars)
+        loaded = self._read_seeds_while_ray_starts()
         log.info("%d seed rows read: %d seeds, %d quarantined", loaded.rows_read, len(loaded.seeds), len(loaded.quarantine))
         self.store.commit_table("quarantine/part-00000.parquet", to_table(loaded.quarantine, QUARANTINE_SCHEMA))
         chunks = [loaded.seeds[i:i + cfg.chunk_seeds] for i in range(0, len(loaded.seeds), cfg.chunk_seeds)]
@@ -210,7 +209,6 @@ class AugmentJob:
             log.info("resuming: %d of %d chunks already committed", len(chunks) - len(pending), len(chunks))
         damaged = self._damaged_chunks() if len(pending) < len(chunks) else {}
         if pending or damaged:
-            start_ray(cfg.ray, cfg.engine)
             warm_up_judging()
         # Engines start on the first pass and serve every later one; leaving the scope (done, or an
         # error anywhere in it) kills them and frees their GPUs before finalize.
@@ -222,6 +220,19 @@ class AugmentJob:
                 for i in range(0, len(ids), cfg.chunks_per_wave):
                     self.run_chunks({c: pending[c] for c in ids[i:i + cfg.chunks_per_wave]})
         return finalize(self.store, cfg, loaded, n_chunks=len(chunks), timings=self.timings, wall_start=started)
+
+    def _read_seeds_while_ray_starts(self):
+        """Ray's start (~10 s on a small node) and reading the seeds (seconds: the gold checks import
+        sympy) overlap. An unfinished run always needs Ray: for its chunks, or at least for finalize."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from metamath_ray.ray_setup import start_ray
+
+        cfg = self.cfg
+        with ThreadPoolExecutor(1, thread_name_prefix="read-seeds") as pool:
+            reading = pool.submit(load_seeds, cfg.seeds, limit=cfg.limit, max_question_chars=cfg.max_question_chars)
+            start_ray(cfg.ray, cfg.engine)
+            return reading.result()
 
     def _check_resumable(self) -> dict | None:
         """The manifest of a finished run with this config; refuse a run name used by another config."""

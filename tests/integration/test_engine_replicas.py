@@ -36,9 +36,12 @@ def _gpus_back(ray) -> bool:
     return ray.available_resources().get("GPU", 0) == ray.cluster_resources()["GPU"]
 
 
-def test_one_vllm_start_serves_every_pass(local_ray, tiny_model):
+# in_process: vLLM's engine core stepped in the replica (the CPU default); False: its async front-end
+# with an engine-core process (the GPU default).
+@pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "async-multiprocess"])
+def test_one_vllm_start_serves_every_pass(local_ray, tiny_model, in_process):
     engine = EngineConfig(kind="vllm", model=tiny_model, max_model_len=512, batch_size=2,
-                          engine_kwargs={"enforce_eager": True})
+                          engine_kwargs={"enforce_eager": True}, in_process=in_process)
     with engine_scope():
         first, _ = _pass(engine, SamplingConfig(temperature=1.0, max_tokens=12))
         second, to_first = _pass(engine, SamplingConfig(temperature=1.0, max_tokens=6, stop=["\n\n"]))
