@@ -248,8 +248,9 @@ def _poll_descendants(pid: int, peak: dict, stop: threading.Event) -> None:
 def measure(code_dir: str, run_dir: Path, info: dict) -> dict:
     _clean_outputs(run_dir)
     env = {**os.environ, "PYTHONPATH": str(Path(code_dir).resolve())}
-    cmd = [sys.executable, __file__, "--child", str(run_dir), str(info["seeds"]), str(info["chunks"])]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", str(run_dir.resolve()), str(info["seeds"]), str(info["chunks"])]
+    # In the code's folder: Ray puts the driver's working directory first on its workers' sys.path.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, cwd=Path(code_dir).resolve())
     peak, stop = {}, threading.Event()
     poller = threading.Thread(target=_poll_descendants, args=(proc.pid, peak, stop), daemon=True)
     poller.start()
@@ -260,8 +261,25 @@ def measure(code_dir: str, run_dir: Path, info: dict) -> dict:
     result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
     result["ray_processes_peak_rss_mib"] = round(peak.get("workers", 0) / 2**20, 1)
     result["code_commit"] = _commit_of(code_dir)
+    result.update(_output_digests(run_dir))
     (run_dir.parent / f"{run_dir.name}.{Path(code_dir).resolve().name}.outcome.json").write_text(json.dumps(written_outcome(run_dir)))
     return result
+
+
+def _output_digests(run_dir: Path) -> dict:
+    """sha256 of metamathqa.json and of stats.json's counts (its times left out): equal digests
+    across implementations mean the same outputs."""
+    import hashlib
+
+    export_sha = hashlib.sha256()
+    with (run_dir / "metamathqa.json").open("rb") as f:
+        while block := f.read(1 << 22):
+            export_sha.update(block)
+    stats = json.loads((run_dir / "stats.json").read_text())
+    counts = {k: stats.get(k) for k in ("totals", "by_dataset_aug", "by_math_level_type", "by_difficulty",
+                                         "decontam_by_reference", "per_seed_pass_rate", "export")}
+    return {"metamathqa_sha256": export_sha.hexdigest(),
+            "stats_counts_sha256": hashlib.sha256(json.dumps(counts, sort_keys=True).encode()).hexdigest()}
 
 
 def _commit_of(code_dir: str) -> str | None:
@@ -283,7 +301,8 @@ def compare(run_dir: Path, new_code: str, old_code: str) -> dict:
     for name, code in (("same_code_reference", new_code), ("old_code_reference", old_code)):
         target = run_dir.parent / f"{run_dir.name}.{name}.json"
         env = {**os.environ, "PYTHONPATH": str(Path(code).resolve())}
-        subprocess.run([sys.executable, __file__, "--reference", str(run_dir), str(target)], env=env, check=True)
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--reference", str(run_dir.resolve()), str(target)],
+                       env=env, check=True, cwd=Path(code).resolve())
         out[name] = agreement(written, json.loads(target.read_text()))
     return out
 
