@@ -80,7 +80,8 @@ def summarize(stats: dict, wall: float, replicas: int) -> dict:
         "to_first_result_s": [p["to_first_result_s"] for p in passes],
         "pass_names": [p["pass"] for p in passes], "requests": [p["requests"] for p in passes],
         "augment_wall_s": round(stats.get("wall_time_s") or wall, 1), "command_wall_s": round(wall, 1),
-        "generation_s": timing["generation_s"], "generated_tokens": generated,
+        "generation_s": timing["generation_s"], "first_result_at_s": timing.get("first_result_at_s"),
+        "generated_tokens": generated,
     }
 
 
@@ -94,7 +95,7 @@ def bare_vllm(run_dir: Path, max_tokens: int) -> dict:
     from metamath_ray.records import sampling_seed
 
     rows = [r for p in sorted((run_dir / "candidates").glob("*.parquet")) for r in pq.read_table(p).to_pylist()
-            if r["stage"] == "solve"]
+            if r["stage"] == "solve" and r.get("reject_reason") != "engine_error"]  # refused: too long
     prompts, params = [], []
     for r in rows:
         from metamath_ray.augment.base import Variant

@@ -88,7 +88,7 @@ class VLLMGenerator:
 
         # A batch job gets vLLM's offline defaults (LLM_CLASS: e.g. 256 sequences per step on CPU, not
         # the server's 128). Where the engine core runs is decided here, where the replica runs.
-        if in_process if in_process is not None else current_platform.is_cpu():
+        if current_platform.is_cpu() if in_process is None else in_process:
             from metamath_ray.engines.vllm_inprocess import InProcessEngine
 
             args = vllm.EngineArgs(model=model_path, **engine_kwargs)
@@ -113,6 +113,7 @@ class VLLMGenerator:
 
     async def _one(self, row: dict, sampling: SamplingConfig) -> dict:
         import vllm
+        from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import RequestOutputKind
 
         seed, max_tokens = row.get("sample_seed"), row.get("max_tokens")
@@ -123,7 +124,11 @@ class VLLMGenerator:
         if self.chat is not None:
             prompt = self.chat.render(self.tokenizer, prompt)
         self.requests += 1
-        final = await self.engine.final_output(prompt, params, f"r{self.requests}")
+        try:
+            final = await self.engine.final_output(prompt, params, f"r{self.requests}")
+        except VLLMClientError as exc:  # this request refused (a prompt past max_model_len): its row says why
+            return {**row, "generated_text": "", "num_input_tokens": 0, "num_generated_tokens": 0,
+                    "engine_error": f"vLLM refused the request: {exc}".splitlines()[0]}
         completion = final.outputs[0]
         return {**row, "generated_text": completion.text or "", "num_input_tokens": len(final.prompt_token_ids or []),
                 "num_generated_tokens": len(completion.token_ids)}

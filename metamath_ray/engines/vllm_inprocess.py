@@ -80,9 +80,13 @@ class InProcessEngine:
                 self._stopped = True
                 return
             request_id, prompt, params, loop, future = item
-            self._waiting[request_id] = (loop, future)
-            self.engine.add_request(request_id, prompt, params)
             block = False
+            try:
+                self.engine.add_request(request_id, prompt, params)
+            except Exception as exc:  # noqa: BLE001 - a refused request (e.g. too long) fails alone
+                loop.call_soon_threadsafe(_fail, future, exc)
+                continue
+            self._waiting[request_id] = (loop, future)
 
     def shutdown(self) -> None:
         self._inbox.put(None)

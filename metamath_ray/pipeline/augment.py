@@ -188,13 +188,14 @@ class AugmentJob:
         self.store = RunStore(cfg.output, cfg.run_name)
         self.engine_key = f"{cfg.engine.key()}:{config_hash(cfg)}"
         self.timings: list[dict] = []  # one entry per generation pass, for stats.json
+        self.started = time.perf_counter()  # reset by run(): the passes' began_at_s count from it
 
     # -- the whole run -------------------------------------------------------------------------
     def run(self) -> dict:
         from metamath_ray.engines.service import engine_scope
         from metamath_ray.pipeline.finalize import finalize
 
-        started = time.time()
+        started, self.started = time.time(), time.perf_counter()
         cfg = self.cfg
         done = self._check_resumable()
         if done is not None:
@@ -342,11 +343,13 @@ class AugmentJob:
 
 
 class PassClock:
-    """Per kind of request ("rewrite", "solve round r") of a wave: requests, seconds from its first
-    submit to its last result, to its first result, and the engine replicas its first submit started.
-    Kinds overlap in time now; each entry still says how long its requests waited for the engine."""
+    """Per kind of request ("rewrite", "solve round r") of a wave: requests, when its first submit
+    went out (seconds after `job_start`), seconds from then to its last result and to its first, and
+    the engine replicas its first submit started. Kinds overlap in time; each entry says how long
+    its requests waited for the engine, and `began_at_s` lets stats.json count overlapping time once."""
 
-    def __init__(self):
+    def __init__(self, job_start: float):
+        self.job_start = job_start  # time.perf_counter() when the job started
         self.kinds: dict[str, dict] = {}
 
     def submitted(self, kind: str, count: int, starts_before: int) -> None:
@@ -363,7 +366,8 @@ class PassClock:
             entry["first"] = entry["last"]
 
     def entries(self) -> list[dict]:
-        return [{"pass": kind, "requests": e["requests"], "seconds": round(e["last"] or 0.0, 2),
+        return [{"pass": kind, "requests": e["requests"], "began_at_s": round(e["start"] - self.job_start, 2),
+                 "seconds": round(e["last"] or 0.0, 2),
                  "to_first_result_s": round(e["first"] or 0.0, 2), "engine_starts": e["engine_starts"]}
                 for kind, e in self.kinds.items()]
 
@@ -385,7 +389,7 @@ class WaveLoop:
         self.variants: dict[VariantKey, Variant] = {}
         self.unjudged: dict[VariantKey, int] = defaultdict(int)  # requests of its current round not judged yet
         self.wave_round = 0  # prop2diff: the last round sized over the wave
-        self.clock = PassClock()
+        self.clock = PassClock(job.started)
         self.streams = (("rewrite", id(self)), ("solve", id(self)))
 
     def run(self, direct: list[Variant], rewrite_requests: list[dict], retry_rows: list[dict] | None = None) -> None:

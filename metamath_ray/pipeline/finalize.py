@@ -489,11 +489,26 @@ def _commit_derived(store: RunStore, rel: str, table) -> dict:
 
 
 def _timing(passes: list[dict], wall_s: float) -> dict:
-    generation_s = sum(p["seconds"] for p in passes)
+    """Passes overlap in time (a wave's rewrites, rounds and resamples run together): generation_s
+    counts the time any of them was waiting on the engine once; first_result_at_s is when the job's
+    first engine result came back (seconds after it started: Ray, the engine's start, the first batch)."""
+    spans = sorted((p["began_at_s"], p["began_at_s"] + p["seconds"]) for p in passes if "began_at_s" in p)
+    generation_s = _covered(spans) if len(spans) == len(passes) else sum(p["seconds"] for p in passes)
+    firsts = [p["began_at_s"] + p["to_first_result_s"] for p in passes if "began_at_s" in p]
     return {"passes": passes, "generation_s": round(generation_s, 2),
-            "to_first_result_s": round(sum(p["to_first_result_s"] for p in passes), 2),
+            "first_result_at_s": round(min(firsts), 2) if firsts else None,
             "engine_starts": sum(p.get("engine_starts", 0) for p in passes),  # engine replicas started
             "other_s": round(wall_s - generation_s, 2)}
+
+
+def _covered(spans: list[tuple[float, float]]) -> float:
+    """Length of the union of sorted [begin, end] intervals."""
+    total, end = 0.0, float("-inf")
+    for begin, finish in spans:
+        if finish > end:
+            total += finish - max(begin, end)
+            end = finish
+    return total
 
 
 def _write_report(store: RunStore, stats: dict) -> None:

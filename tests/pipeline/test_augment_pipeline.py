@@ -88,7 +88,14 @@ def test_changed_config_is_refused(local_ray, tmp_path):
 
 
 def test_augment_to_s3(local_ray, s3_env):
+    from metamath_ray.ray_setup import init_ray
     from metamath_ray.storage import RunStore
+
+    # Ray's workers must see the S3 credentials, as on a cluster (the nodes' environment or role):
+    # this module's Ray started before s3_env set them. A worker without credentials uploads unsigned
+    # aws-chunked parts, which the moto server stores framing and all (finalize's tasks read them back).
+    local_ray.shutdown()
+    init_ray(num_cpus=2, num_gpus=1)
 
     out = f"s3://{s3_env}/runs"
     run_augment(_cfg(out, "augmentations=[AnsAug, FOBAR]", "seeds=[{path: 'bundled:gsm8k'}]"))

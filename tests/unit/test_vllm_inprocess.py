@@ -78,3 +78,23 @@ def test_shutdown_stops_an_idle_engine_thread():
     assert asyncio.run(_ask(engine, "a")) == "out-a"
     engine.shutdown()
     assert not engine._thread.is_alive()
+
+
+class RefusingEngine(CountingEngine):
+    def add_request(self, request_id, prompt, params):
+        if prompt.endswith("long"):
+            raise ValueError("prompt too long")
+        super().add_request(request_id, prompt, params)
+
+
+def test_a_refused_request_fails_alone():
+    engine = InProcessEngine(RefusingEngine(steps=2))
+
+    async def main():
+        return await asyncio.gather(_ask(engine, "a"), _ask(engine, "long"), _ask(engine, "b"), return_exceptions=True)
+
+    ok_a, refused, ok_b = asyncio.run(main())
+    assert (ok_a, ok_b) == ("out-a", "out-b")
+    assert isinstance(refused, ValueError)
+    assert asyncio.run(_ask(engine, "c")) == "out-c", "the engine goes on after a refused request"
+    engine.shutdown()
