@@ -45,8 +45,14 @@ def test_one_vllm_start_serves_every_pass(local_ray, tiny_model, in_process):
     with engine_scope():
         first, _ = _pass(engine, SamplingConfig(temperature=1.0, max_tokens=12))
         second, to_first = _pass(engine, SamplingConfig(temperature=1.0, max_tokens=6, stop=["\n\n"]))
+        refused = list(generate([{"prompt": "apples " * 700, "k": 0}, *_rows()[:1]], engine,
+                                SamplingConfig(temperature=1.0, max_tokens=4)))
         assert engine_starts() == 1
     assert _gpus_back(local_ray), "the replica's GPU was not released"
+    # A prompt past max_model_len is refused alone: its row says why, the engine serves the rest.
+    too_long = next(r for r in refused if r["prompt"].startswith("apples"))
+    assert too_long["engine_error"].startswith("vLLM refused the request") and too_long["generated_text"] == ""
+    assert next(r for r in refused if r is not too_long)["num_generated_tokens"] >= 1
     assert to_first < 30, f"the second pass waited {to_first:.0f} s for its first result"
     for out, budget in ((first, 12), (second, 6)):
         assert [r["k"] for r in out] == [0, 1, 2, 3, 9]
