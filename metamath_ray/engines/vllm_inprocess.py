@@ -44,11 +44,11 @@ class InProcessEngine:
         self._thread.start()
 
     async def final_output(self, prompt: str, params, request_id: str):
-        if self._failure is not None:
-            raise RuntimeError(f"the in-process vLLM engine stopped: {self._failure!r}")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._inbox.put((request_id, prompt, params, loop, future))
+        if self._failure is not None:  # the stepping thread is gone: nothing will admit this request
+            self._fail_queued()
         return await future
 
     def _serve(self) -> None:
@@ -68,6 +68,19 @@ class InProcessEngine:
             for loop, future in self._waiting.values():
                 loop.call_soon_threadsafe(_fail, future, exc)
             self._waiting.clear()
+            self._fail_queued()
+
+    def _fail_queued(self) -> None:
+        """After the engine failed: fail the requests still in the inbox (each is taken once)."""
+        failure = RuntimeError(f"the in-process vLLM engine stopped: {self._failure!r}")
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                loop, future = item[3], item[4]
+                loop.call_soon_threadsafe(_fail, future, failure)
 
     def _admit(self, block: bool) -> None:
         """Add queued requests to the engine (waiting for one when `block`); None is shutdown's."""
