@@ -10,6 +10,7 @@ adaptive resampling on, sampling.max_tokens=64.
     flock /tmp/metamath-heavy.lock sh -c "$R --label today --tree /tmp/engines-old'"
     flock /tmp/metamath-heavy.lock sh -c "$R --label new'"
     flock /tmp/metamath-heavy.lock sh -c "$R --label new --bare'"    # + bare vLLM on the run's prompts
+    flock /tmp/metamath-heavy.lock sh -c "$R --label new --seeds 100 --budgets issue --bare'"  # the issue's job
     python benchmarks/engine_starts.py --table
 
 Each run is a subprocess `metamath-ray augment` with PYTHONPATH=<tree> (a worktree's package wins
