@@ -304,7 +304,8 @@ def _old_config_hash(cfg) -> str:
 
     old_placement = {"replicas", "batch_size", "max_concurrent_batches", "cpu_kv_cache_gib"}
     new_fields = {"chat", "system_prompt", "base_url", "api", "api_key_env", "qps", "max_concurrent_requests",
-                  "max_retries", "request_timeout_s", "price_per_1m_input_tokens", "price_per_1m_output_tokens"}
+                  "max_retries", "request_timeout_s", "price_per_1m_input_tokens", "price_per_1m_output_tokens",
+                  "in_process"}
     payload = cfg.model_dump(exclude=_PLACEMENT_KEYS, mode="json")
     # `adaptive` was a bool then, and budget_per_variant did not exist
     payload["adaptive"] = {"uniform": True, "off": False}[payload["adaptive"]]
