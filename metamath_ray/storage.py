@@ -397,25 +397,32 @@ def _read(fs: pafs.FileSystem, path: str, shown: str | None = None) -> bytes:
 
 def _put_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     """Publish `data` at `path` whole or not at all (see the module docstring)."""
+    _stream_atomic(fs, path, lambda out: out.write(data))
+
+
+def _stream_atomic(fs: pafs.FileSystem, path: str, write: Callable[[Any], Any]) -> None:
+    """Publish what `write(stream)` writes at `path`, whole or not at all: locally through a
+    temporary renamed over it; on S3 as one upload (an object appears only when its upload
+    completes). `write` may run again on a retry."""
     if _is_local(fs):
-        with_retries(lambda: _put_local(path, data), what="writing", where=path)
+        with_retries(lambda: _put_local(path, write), what="writing", where=path)
         return
 
     def put() -> None:
         with fs.open_output_stream(path) as out:
-            out.write(data)
+            write(out)
 
     with_retries(put, what="writing", where=_where(fs, path))
 
 
-def _put_local(path: str, data: bytes) -> None:
+def _put_local(path: str, write: Callable[[Any], Any]) -> None:
     """Temporary file beside the target, fsync, rename over it; the temporary never outlives a failure."""
     parent, name = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".tmp-{uuid.uuid4().hex}-{name}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -652,6 +659,11 @@ class RunStore:
             return False, hashlib.sha256(self.read_bytes(rel)).hexdigest()
         _put_atomic(self.fs, self.path(rel), data)
         return True, hashlib.sha256(data).hexdigest()
+
+    def write_stream(self, rel: str, write: Callable[[Any], Any]) -> None:
+        """Replace `rel` with what `write(stream)` writes, atomically (a reader sees the old file or
+        the new one): for outputs too large to hold in memory, written a block at a time."""
+        _stream_atomic(self.fs, self.path(rel), write)
 
     def commit_table(self, rel: str, table: pa.Table) -> ShardInfo:
         data = table_to_parquet_bytes(table)

@@ -9,7 +9,7 @@ memory does not grow with the run:
   stats.json       the per-seed pass rates (one entry per seed x augmentation) are summed, rounded
                    and formatted in one task -> per_seed_pass_rate.txt; the driver writes the rest of
                    stats.json around it, copying the fragment in.
-Both files are streamed to a hidden temporary and renamed into place (a reader sees the old file or
+Both files are streamed through the storage layer's atomic write (a reader sees the old file or
 the new, never a partial one); every fragment is committed once, so a rerun reuses them.
 """
 
@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import uuid
-from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,17 +32,6 @@ EXPORT_RANGE_ROWS = 50_000  # records per export range task (~20-50 MB of JSON t
 COPY_BLOCK = 4 << 20  # the driver's one buffer when it copies a fragment
 PER_SEED_SCHEMA = pa.schema([("key", pa.string()), ("accepted", pa.int64()), ("total", pa.int64())])
 _PER_SEED_SLOT = "@@per_seed_pass_rate@@"  # where the fragment goes in stats.json's text
-
-
-def stream_commit(store: RunStore, rel: str, write: Callable[[object], None]) -> None:
-    """`write(stream)` into a hidden temporary beside `rel`, then rename it over `rel`."""
-    parent, _, name = rel.rpartition("/")
-    temp = f"{parent}/.tmp-{uuid.uuid4().hex}-{name}" if parent else f".tmp-{uuid.uuid4().hex}-{name}"
-    if parent:
-        store.fs.create_dir(store.path(parent), recursive=True)
-    with store.fs.open_output_stream(store.path(temp)) as out:
-        write(out)
-    storage.with_retries(lambda: store.fs.move(store.path(temp), store.path(rel)))
 
 
 def _copy(store: RunStore, rel: str, out, skip: int = 0) -> None:
@@ -123,7 +110,7 @@ def write_export(store: RunStore, work: str, mix, available: dict[str, int], par
             first = False
         out.write(b"\n]\n")
 
-    stream_commit(store, "metamathqa.json", write)
+    store.write_stream("metamathqa.json", write)
     written: dict[str, int] = {}
     for fragment in fragments:
         if fragment["records"]:
@@ -179,4 +166,4 @@ def write_stats(store: RunStore, work: str, stats: dict, per_seed_parts: list[st
         _copy(store, fragment, out)
         out.write(tail)
 
-    stream_commit(store, "stats.json", write)
+    store.write_stream("stats.json", write)
